@@ -1,0 +1,42 @@
+//! Llama-family causal language models on [burn], loaded from Hugging Face checkpoints, computing
+//! per-token log-probabilities that match transformers.
+//!
+//! - [`Config`] reads `config.json` in all the forms transformers writes (nested `rope_parameters`,
+//!   `rope_scaling` llama3, explicit `head_dim`, `eos_token_id` int or list, `dtype`/`torch_dtype`).
+//! - [`ModelDir`] loads `model.safetensors` or a sharded checkpoint, memory-mapped, converting each
+//!   tensor to the compute dtype ([`ComputeDtype`]) as it goes.
+//! - [`LlamaForCausalLm`] is one decoder for Llama, Mistral (sliding window) and Qwen2 (q/k/v bias);
+//!   [`LlamaForCausalLm::score_spans`] is the batched scoring forward.
+//!
+//! ```no_run
+//! use cdr_models::{backend::Cpu, LoadOptions, ModelDir};
+//!
+//! # fn main() -> Result<(), cdr_models::ModelError> {
+//! let dir = ModelDir::new("path/to/model");
+//! let tokenizer = dir.tokenizer()?;
+//! let model = dir.load::<Cpu>(&Default::default(), LoadOptions::default())?;
+//! let ids = tokenizer.encode("Hello there", false).map_err(|e| cdr_models::ModelError::Input(e.to_string()))?;
+//! let logprobs = model.token_logprobs(&[ids.get_ids()])?;
+//! println!("{:?}", logprobs[0]);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod backend;
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod llama;
+pub mod logprobs;
+pub mod rope;
+pub mod safetensors;
+pub mod tokenizer;
+pub mod weights;
+
+pub use checkpoint::{LoadOptions, ModelDir, load_model};
+pub use config::{Architecture, Config};
+pub use error::{ModelError, Result};
+pub use llama::LlamaForCausalLm;
+pub use logprobs::ScoreSpan;
+pub use tokenizer::{Tokenizer, load_tokenizer};
+pub use weights::{ComputeDtype, StoredDtype, WeightSource, Weights};

@@ -1,0 +1,319 @@
+//! The Llama-family decoder: Llama (1-3.x), Mistral and Qwen2 in one implementation.
+//!
+//! Module fields carry the checkpoint's names (`model.layers.N.self_attn.q_proj`), so loading walks
+//! the same tree the checkpoint describes. What differs between the families is configuration:
+//! Mistral adds a sliding attention window, Qwen2 adds q/k/v biases, Llama 3 adds rope scaling.
+
+use burn::tensor::{
+    Bool, DType, Int, Tensor, TensorData,
+    activation::silu,
+    backend::Backend,
+    module::{attention, embedding},
+    ops::AttentionModuleOptions,
+};
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::rope::{RopeTables, inverse_frequencies};
+use crate::weights::{ComputeDtype, Weights};
+
+/// A dense layer with the PyTorch weight layout `[out, in]`, used transposed (the layout burn's
+/// matmul runs fastest on, and the one the checkpoint stores).
+#[derive(Debug, Clone)]
+pub struct Linear<B: Backend> {
+    pub weight: Tensor<B, 2>,
+    pub bias: Option<Tensor<B, 1>>,
+}
+
+impl<B: Backend> Linear<B> {
+    pub fn load(w: &Weights<B>, d_in: usize, d_out: usize, bias: bool) -> Result<Self> {
+        Ok(Self {
+            weight: w.get("weight", [d_out, d_in])?,
+            bias: if bias {
+                Some(w.get("bias", [d_out])?)
+            } else {
+                None
+            },
+        })
+    }
+
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [b, s, d_in] = x.dims();
+        let d_out = self.weight.dims()[0];
+        let y = x
+            .reshape([b * s, d_in])
+            .matmul(self.weight.clone().transpose());
+        let y = match &self.bias {
+            Some(bias) => y + bias.clone().unsqueeze::<2>(),
+            None => y,
+        };
+        y.reshape([b, s, d_out])
+    }
+}
+
+/// RMS normalization computed in f32 whatever the activations' dtype, as transformers does.
+#[derive(Debug, Clone)]
+pub struct RmsNorm<B: Backend> {
+    pub weight: Tensor<B, 1>,
+    pub eps: f64,
+}
+
+impl<B: Backend> RmsNorm<B> {
+    pub fn load(w: &Weights<B>, dim: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            weight: w.get("weight", [dim])?,
+            eps,
+        })
+    }
+
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let dtype = x.dtype();
+        let x = x.cast(DType::F32);
+        let variance = x.clone().square().mean_dim(2);
+        let normed = x * (variance + self.eps).sqrt().recip();
+        normed.cast(dtype) * self.weight.clone().unsqueeze::<3>()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Embedding<B: Backend> {
+    /// `[vocab, hidden]`.
+    pub weight: Tensor<B, 2>,
+}
+
+impl<B: Backend> Embedding<B> {
+    pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        embedding(self.weight.clone(), ids)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Attention<B: Backend> {
+    pub q_proj: Linear<B>,
+    pub k_proj: Linear<B>,
+    pub v_proj: Linear<B>,
+    pub o_proj: Linear<B>,
+    num_heads: usize,
+    num_kv_heads: usize,
+    head_dim: usize,
+}
+
+impl<B: Backend> Attention<B> {
+    pub fn load(w: &Weights<B>, c: &Config) -> Result<Self> {
+        let (h, hd) = (c.hidden_size, c.head_dim());
+        let (nh, nkv) = (c.num_attention_heads, c.num_kv_heads());
+        Ok(Self {
+            q_proj: Linear::load(&w.pp("q_proj"), h, nh * hd, c.qkv_bias())?,
+            k_proj: Linear::load(&w.pp("k_proj"), h, nkv * hd, c.qkv_bias())?,
+            v_proj: Linear::load(&w.pp("v_proj"), h, nkv * hd, c.qkv_bias())?,
+            o_proj: Linear::load(&w.pp("o_proj"), nh * hd, h, c.o_bias())?,
+            num_heads: nh,
+            num_kv_heads: nkv,
+            head_dim: hd,
+        })
+    }
+
+    /// `x`: `[batch, seq, hidden]`; `mask`: extra masked positions beyond causality (the sliding
+    /// window), `true` = masked.
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &RopeTables<B>,
+        mask: Option<Tensor<B, 4, Bool>>,
+    ) -> Tensor<B, 3> {
+        let [b, s, _] = x.dims();
+        let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, s, n, self.head_dim]).swap_dims(1, 2);
+        let q = rope.apply(heads(self.q_proj.forward(x.clone()), self.num_heads));
+        let k = rope.apply(heads(self.k_proj.forward(x.clone()), self.num_kv_heads));
+        let v = heads(self.v_proj.forward(x), self.num_kv_heads);
+        let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
+        let mask = mask.map(|m| m.expand([b, self.num_heads, s, s]));
+        let options = AttentionModuleOptions {
+            scale: None,
+            softcap: None,
+            is_causal: true,
+        };
+        let out = attention(q, k, v, mask, None, options);
+        let out = out
+            .swap_dims(1, 2)
+            .reshape([b, s, self.num_heads * self.head_dim]);
+        self.o_proj.forward(out)
+    }
+
+    /// Grouped-query attention: each key/value head serves `num_heads / num_kv_heads` query heads.
+    fn repeat_kv(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let groups = self.num_heads / self.num_kv_heads;
+        if groups == 1 {
+            return x;
+        }
+        let [b, n, s, d] = x.dims();
+        x.unsqueeze_dim::<5>(2)
+            .expand([b, n, groups, s, d])
+            .reshape([b, n * groups, s, d])
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Mlp<B: Backend> {
+    pub gate_proj: Linear<B>,
+    pub up_proj: Linear<B>,
+    pub down_proj: Linear<B>,
+}
+
+impl<B: Backend> Mlp<B> {
+    pub fn load(w: &Weights<B>, c: &Config) -> Result<Self> {
+        let (h, i, bias) = (c.hidden_size, c.intermediate_size, c.mlp_bias());
+        Ok(Self {
+            gate_proj: Linear::load(&w.pp("gate_proj"), h, i, bias)?,
+            up_proj: Linear::load(&w.pp("up_proj"), h, i, bias)?,
+            down_proj: Linear::load(&w.pp("down_proj"), i, h, bias)?,
+        })
+    }
+
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let gate = silu(self.gate_proj.forward(x.clone()));
+        self.down_proj.forward(gate * self.up_proj.forward(x))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DecoderLayer<B: Backend> {
+    pub self_attn: Attention<B>,
+    pub mlp: Mlp<B>,
+    pub input_layernorm: RmsNorm<B>,
+    pub post_attention_layernorm: RmsNorm<B>,
+}
+
+impl<B: Backend> DecoderLayer<B> {
+    pub fn load(w: &Weights<B>, c: &Config) -> Result<Self> {
+        let eps = c.rms_norm_eps();
+        Ok(Self {
+            self_attn: Attention::load(&w.pp("self_attn"), c)?,
+            mlp: Mlp::load(&w.pp("mlp"), c)?,
+            input_layernorm: RmsNorm::load(&w.pp("input_layernorm"), c.hidden_size, eps)?,
+            post_attention_layernorm: RmsNorm::load(
+                &w.pp("post_attention_layernorm"),
+                c.hidden_size,
+                eps,
+            )?,
+        })
+    }
+
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &RopeTables<B>,
+        mask: Option<Tensor<B, 4, Bool>>,
+    ) -> Tensor<B, 3> {
+        let x = x.clone()
+            + self
+                .self_attn
+                .forward(self.input_layernorm.forward(x), rope, mask);
+        x.clone() + self.mlp.forward(self.post_attention_layernorm.forward(x))
+    }
+}
+
+/// The decoder stack without the vocabulary projection (`model.*` in the checkpoint).
+#[derive(Debug, Clone)]
+pub struct LlamaModel<B: Backend> {
+    pub embed_tokens: Embedding<B>,
+    pub layers: Vec<DecoderLayer<B>>,
+    pub norm: RmsNorm<B>,
+}
+
+/// A causal language model: the decoder plus `lm_head` (absent when tied to `embed_tokens`).
+#[derive(Debug, Clone)]
+pub struct LlamaForCausalLm<B: Backend> {
+    pub model: LlamaModel<B>,
+    pub lm_head: Option<Linear<B>>,
+    config: Config,
+    inv_freq: Vec<f32>,
+    dtype: ComputeDtype,
+}
+
+impl<B: Backend> LlamaForCausalLm<B> {
+    /// Builds the model from checkpoint tensors. `lm_head.weight` is used when present even if the
+    /// config says the embeddings are tied (some exports write both), and required otherwise.
+    pub fn load(w: &Weights<B>, config: &Config) -> Result<Self> {
+        let c = config;
+        let m = w.pp("model");
+        let embed_tokens = Embedding {
+            weight: m.get("embed_tokens.weight", [c.vocab_size, c.hidden_size])?,
+        };
+        let layers = (0..c.num_hidden_layers)
+            .map(|i| DecoderLayer::load(&m.pp("layers").pp(i), c))
+            .collect::<Result<Vec<_>>>()?;
+        let norm = RmsNorm::load(&m.pp("norm"), c.hidden_size, c.rms_norm_eps())?;
+        let lm_head = if c.tie_word_embeddings() && !w.contains("lm_head.weight") {
+            None
+        } else {
+            Some(Linear::load(&w.pp("lm_head"), c.hidden_size, c.vocab_size, false)?)
+        };
+        Ok(Self {
+            model: LlamaModel {
+                embed_tokens,
+                layers,
+                norm,
+            },
+            lm_head,
+            config: c.clone(),
+            inv_freq: inverse_frequencies(c),
+            dtype: w.dtype(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn dtype(&self) -> ComputeDtype {
+        self.dtype
+    }
+
+    pub fn device(&self) -> B::Device {
+        self.model.embed_tokens.weight.device()
+    }
+
+    /// Final hidden states `[batch, seq, hidden]` for token ids `[batch, seq]` at positions
+    /// `0..seq`.
+    ///
+    /// Sequences of different lengths are right-padded: causal attention already keeps every real
+    /// position from seeing the padding after it, so no padding mask is needed and a padded row gives
+    /// the same values as the sequence alone.
+    pub fn hidden_states(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let [_, seq] = ids.dims();
+        let device = ids.device();
+        let rope = RopeTables::new(&self.inv_freq, 0, seq, self.dtype.burn(), &device);
+        let mask = self
+            .config
+            .sliding_window()
+            .filter(|&w| w < seq)
+            .map(|w| sliding_window_mask::<B>(seq, w, &device));
+        let mut x = self.model.embed_tokens.forward(ids);
+        for layer in &self.model.layers {
+            x = layer.forward(x, &rope, mask.clone());
+        }
+        self.model.norm.forward(x)
+    }
+
+    /// Vocabulary logits `[rows, vocab]` for hidden states `[rows, hidden]`, in the compute dtype.
+    pub fn logits(&self, hidden: Tensor<B, 2>) -> Tensor<B, 2> {
+        let weight = match &self.lm_head {
+            Some(head) => head.weight.clone(),
+            None => self.model.embed_tokens.weight.clone(),
+        };
+        hidden.matmul(weight.transpose())
+    }
+}
+
+/// HF sliding-window semantics: query `i` sees keys `i - window + 1 ..= i`. Returns `true` for the
+/// keys further back (the causal part is applied by the attention kernel).
+fn sliding_window_mask<B: Backend>(seq: usize, window: usize, device: &B::Device) -> Tensor<B, 4, Bool> {
+    let mut mask = vec![false; seq * seq];
+    for i in 0..seq {
+        for j in 0..seq {
+            mask[i * seq + j] = j + window <= i;
+        }
+    }
+    Tensor::<B, 2, Bool>::from_data(TensorData::new(mask, [seq, seq]), device).unsqueeze::<4>()
+}

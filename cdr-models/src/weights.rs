@@ -1,0 +1,227 @@
+//! Checkpoint-format-independent weight access.
+//!
+//! A [`WeightSource`] yields named tensors as raw little-endian bytes; [`Weights`] turns them into
+//! burn tensors of the compute dtype, checking each shape against what the model expects. Model code
+//! asks for tensors by their checkpoint names (`model.layers.0.self_attn.q_proj.weight`), so there is
+//! no remapping table between the checkpoint and the modules.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
+use half::{bf16, f16};
+
+use crate::error::{ModelError, Result};
+
+/// Element types a checkpoint may store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredDtype {
+    F32,
+    F16,
+    BF16,
+}
+
+impl StoredDtype {
+    pub fn size(self) -> usize {
+        match self {
+            Self::F32 => 4,
+            Self::F16 | Self::BF16 => 2,
+        }
+    }
+}
+
+/// The float type the model computes in. Log-probabilities are always f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ComputeDtype {
+    #[default]
+    F32,
+    F16,
+    BF16,
+}
+
+impl ComputeDtype {
+    pub fn burn(self) -> DType {
+        match self {
+            Self::F32 => DType::F32,
+            Self::F16 => DType::F16,
+            Self::BF16 => DType::BF16,
+        }
+    }
+
+    pub fn size(self) -> usize {
+        match self {
+            Self::F32 => 4,
+            Self::F16 | Self::BF16 => 2,
+        }
+    }
+}
+
+impl std::str::FromStr for ComputeDtype {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" | "float32" | "fp32" => Ok(Self::F32),
+            "f16" | "float16" | "fp16" | "half" => Ok(Self::F16),
+            "bf16" | "bfloat16" => Ok(Self::BF16),
+            other => Err(format!("unknown dtype `{other}` (f32, f16, bf16)")),
+        }
+    }
+}
+
+impl std::fmt::Display for ComputeDtype {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::BF16 => "bf16",
+        })
+    }
+}
+
+/// A tensor as stored: dtype, shape and little-endian bytes.
+#[derive(Debug)]
+pub struct RawTensor<'a> {
+    pub dtype: StoredDtype,
+    pub shape: Vec<usize>,
+    pub bytes: &'a [u8],
+}
+
+/// Where weights come from (safetensors today; other formats implement the same trait).
+pub trait WeightSource {
+    /// The file or directory named in error messages.
+    fn location(&self) -> &Path;
+
+    /// The file holding tensor `name`, for error messages.
+    fn file_of(&self, name: &str) -> PathBuf {
+        let _ = name;
+        self.location().to_path_buf()
+    }
+
+    /// Whether the source holds tensor `name`.
+    fn contains(&self, name: &str) -> bool;
+
+    /// Calls `f` with the stored tensor; `Ok(None)` if there is no such tensor.
+    fn with_tensor(
+        &self,
+        name: &str,
+        f: &mut dyn FnMut(RawTensor<'_>) -> Result<TensorData>,
+    ) -> Result<Option<TensorData>>;
+
+    /// Hint that tensor `name` has been consumed and its pages may be released.
+    fn release(&self, name: &str) {
+        let _ = name;
+    }
+}
+
+/// Converts stored bytes to the compute dtype in one pass, without an intermediate f32 copy when
+/// the target is half precision.
+pub fn convert(raw: &RawTensor<'_>, target: ComputeDtype) -> TensorData {
+    let shape = raw.shape.clone();
+    let bytes = raw.bytes;
+    macro_rules! read {
+        ($t:ty, $n:expr) => {
+            bytes
+                .chunks_exact($n)
+                .map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or([0; $n])))
+        };
+    }
+    match (raw.dtype, target) {
+        (StoredDtype::F32, ComputeDtype::F32) => TensorData::new(read!(f32, 4).collect::<Vec<_>>(), shape),
+        (StoredDtype::F16, ComputeDtype::F32) => {
+            TensorData::new(read!(f16, 2).map(f16::to_f32).collect::<Vec<_>>(), shape)
+        }
+        (StoredDtype::BF16, ComputeDtype::F32) => {
+            TensorData::new(read!(bf16, 2).map(bf16::to_f32).collect::<Vec<_>>(), shape)
+        }
+        (StoredDtype::F32, ComputeDtype::BF16) => {
+            TensorData::new(read!(f32, 4).map(bf16::from_f32).collect::<Vec<_>>(), shape)
+        }
+        (StoredDtype::F16, ComputeDtype::BF16) => TensorData::new(
+            read!(f16, 2).map(|x| bf16::from_f32(x.to_f32())).collect::<Vec<_>>(),
+            shape,
+        ),
+        (StoredDtype::BF16, ComputeDtype::BF16) => TensorData::new(read!(bf16, 2).collect::<Vec<_>>(), shape),
+        (StoredDtype::F32, ComputeDtype::F16) => {
+            TensorData::new(read!(f32, 4).map(f16::from_f32).collect::<Vec<_>>(), shape)
+        }
+        (StoredDtype::F16, ComputeDtype::F16) => TensorData::new(read!(f16, 2).collect::<Vec<_>>(), shape),
+        (StoredDtype::BF16, ComputeDtype::F16) => TensorData::new(
+            read!(bf16, 2).map(|x| f16::from_f32(x.to_f32())).collect::<Vec<_>>(),
+            shape,
+        ),
+    }
+}
+
+/// Typed access to a [`WeightSource`] for one device and compute dtype, with a name prefix
+/// (`model.layers.3.`), in the manner of candle's `VarBuilder`.
+pub struct Weights<'a, B: Backend> {
+    source: &'a dyn WeightSource,
+    device: &'a B::Device,
+    dtype: ComputeDtype,
+    prefix: String,
+}
+
+impl<'a, B: Backend> Weights<'a, B> {
+    pub fn new(source: &'a dyn WeightSource, device: &'a B::Device, dtype: ComputeDtype) -> Self {
+        Self {
+            source,
+            device,
+            dtype,
+            prefix: String::new(),
+        }
+    }
+
+    /// Weights under `prefix.`.
+    pub fn pp(&self, prefix: impl std::fmt::Display) -> Self {
+        Self {
+            source: self.source,
+            device: self.device,
+            dtype: self.dtype,
+            prefix: format!("{}{prefix}.", self.prefix),
+        }
+    }
+
+    pub fn device(&self) -> &'a B::Device {
+        self.device
+    }
+
+    pub fn dtype(&self) -> ComputeDtype {
+        self.dtype
+    }
+
+    fn full_name(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// Whether the checkpoint has tensor `name` (under the prefix).
+    pub fn contains(&self, name: &str) -> bool {
+        self.source.contains(&self.full_name(name))
+    }
+
+    /// Loads tensor `name` with exactly the shape `expected`, converted to the compute dtype.
+    pub fn get<const D: usize>(&self, name: &str, expected: [usize; D]) -> Result<Tensor<B, D>> {
+        let full = self.full_name(name);
+        let file = self.source.file_of(&full);
+        let dtype = self.dtype;
+        let data = self
+            .source
+            .with_tensor(&full, &mut |raw| {
+                if raw.shape != expected {
+                    return Err(ModelError::ShapeMismatch {
+                        name: full.clone(),
+                        path: file.clone(),
+                        expected: expected.to_vec(),
+                        actual: raw.shape.clone(),
+                    });
+                }
+                Ok(convert(&raw, dtype))
+            })?
+            .ok_or_else(|| ModelError::MissingTensor {
+                name: full.clone(),
+                path: file.clone(),
+            })?;
+        let tensor = Tensor::from_data(data, (self.device, dtype.burn()));
+        self.source.release(&full);
+        Ok(tensor)
+    }
+}
