@@ -1,8 +1,8 @@
 //! Memory-mapped safetensors checkpoints, single-file or sharded.
 //!
-//! Each tensor is converted straight from the mapping into the compute dtype; its pages are then
-//! released (`MADV_DONTNEED`), so loading never holds the file and the converted weights in memory
-//! at once. That keeps peak RSS near the size of the converted weights.
+//! Each tensor is converted straight from the mapping into the compute dtype, and the pages already
+//! converted are released (`MADV_DONTNEED`) chunk by chunk, so loading never holds the file and the
+//! converted weights in memory at once: peak RSS stays near the size of the converted weights.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
@@ -50,7 +50,11 @@ impl MappedFile {
         self.metadata.tensors().into_keys()
     }
 
-    fn raw(&self, name: &str) -> Result<Option<RawTensor<'_>>> {
+    fn raw<'a>(
+        &'a self,
+        name: &str,
+        consumed: &'a dyn Fn(std::ops::Range<usize>),
+    ) -> Result<Option<RawTensor<'a>>> {
         let Some(info) = self.metadata.info(name) else {
             return Ok(None);
         };
@@ -79,16 +83,15 @@ impl MappedFile {
             dtype,
             shape: info.shape.clone(),
             bytes,
+            consumed: Some(consumed),
         }))
     }
 
-    fn release(&self, name: &str) {
-        let Some(info) = self.metadata.info(name) else {
-            return;
-        };
+    /// Drops the mapped pages of file bytes `range` (widened to whole pages).
+    fn release_bytes(&self, range: std::ops::Range<usize>) {
         let page = 4096;
-        let start = (self.data_start + info.data_offsets.0) / page * page;
-        let end = (self.data_start + info.data_offsets.1).min(self.mmap.len());
+        let start = range.start / page * page;
+        let end = range.end.min(self.mmap.len());
         if end > start {
             // SAFETY: the mapping is private and read-only, and no borrow of this range outlives the
             // conversion that precedes this call; dropped pages are re-read from the file if touched.
@@ -122,7 +125,7 @@ impl SafetensorsWeights {
         }
         let single = dir.join(SINGLE_FILE);
         if single.is_file() {
-            return Self::open_files(dir, &[single]);
+            return Self::open_files(&single, std::slice::from_ref(&single));
         }
         Err(ModelError::NoWeights {
             path: dir.to_path_buf(),
@@ -219,15 +222,13 @@ impl WeightSource for SafetensorsWeights {
         let Some(&i) = self.owner.get(name) else {
             return Ok(None);
         };
-        match self.files[i].raw(name)? {
+        let file = &self.files[i];
+        let base = file.data_start + file.metadata.info(name).map_or(0, |t| t.data_offsets.0);
+        let consumed = |r: std::ops::Range<usize>| file.release_bytes(base + r.start..base + r.end);
+        match file.raw(name, &consumed)? {
             Some(raw) => f(raw).map(Some),
             None => Ok(None),
         }
     }
 
-    fn release(&self, name: &str) {
-        if let Some(&i) = self.owner.get(name) {
-            self.files[i].release(name);
-        }
-    }
 }

@@ -79,12 +79,27 @@ impl std::fmt::Display for ComputeDtype {
 }
 
 /// A tensor as stored: dtype, shape and little-endian bytes.
-#[derive(Debug)]
 pub struct RawTensor<'a> {
     pub dtype: StoredDtype,
     pub shape: Vec<usize>,
     pub bytes: &'a [u8],
+    /// Called with byte ranges of `bytes` that have been consumed, so a memory-mapped source can
+    /// drop those pages while a large tensor is still being converted.
+    pub consumed: Option<&'a dyn Fn(std::ops::Range<usize>)>,
 }
+
+impl std::fmt::Debug for RawTensor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawTensor")
+            .field("dtype", &self.dtype)
+            .field("shape", &self.shape)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// Bytes converted between two `consumed` calls.
+const CONVERT_CHUNK: usize = 1 << 20;
 
 /// Where weights come from (safetensors today; other formats implement the same trait).
 pub trait WeightSource {
@@ -106,47 +121,43 @@ pub trait WeightSource {
         name: &str,
         f: &mut dyn FnMut(RawTensor<'_>) -> Result<TensorData>,
     ) -> Result<Option<TensorData>>;
-
-    /// Hint that tensor `name` has been consumed and its pages may be released.
-    fn release(&self, name: &str) {
-        let _ = name;
-    }
 }
 
-/// Converts stored bytes to the compute dtype in one pass, without an intermediate f32 copy when
-/// the target is half precision.
+/// Converts stored bytes to the compute dtype in one pass (no intermediate f32 copy when the target
+/// is half precision), reporting consumed chunks as it goes.
 pub fn convert(raw: &RawTensor<'_>, target: ComputeDtype) -> TensorData {
-    let shape = raw.shape.clone();
-    let bytes = raw.bytes;
-    macro_rules! read {
-        ($t:ty, $n:expr) => {
-            bytes
-                .chunks_exact($n)
-                .map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or([0; $n])))
-        };
+    fn run<T, const N: usize>(raw: &RawTensor<'_>, f: impl Fn([u8; N]) -> T) -> Vec<T> {
+        let mut out = Vec::with_capacity(raw.bytes.len() / N);
+        let chunk = CONVERT_CHUNK / N * N;
+        for (i, block) in raw.bytes.chunks(chunk).enumerate() {
+            out.extend(
+                block
+                    .chunks_exact(N)
+                    .map(|c| f(c.try_into().unwrap_or([0; N]))),
+            );
+            if let Some(consumed) = raw.consumed {
+                consumed(i * chunk..i * chunk + block.len());
+            }
+        }
+        out
     }
+    let shape = raw.shape.clone();
+    use ComputeDtype as C;
+    use StoredDtype as S;
     match (raw.dtype, target) {
-        (StoredDtype::F32, ComputeDtype::F32) => TensorData::new(read!(f32, 4).collect::<Vec<_>>(), shape),
-        (StoredDtype::F16, ComputeDtype::F32) => {
-            TensorData::new(read!(f16, 2).map(f16::to_f32).collect::<Vec<_>>(), shape)
-        }
-        (StoredDtype::BF16, ComputeDtype::F32) => {
-            TensorData::new(read!(bf16, 2).map(bf16::to_f32).collect::<Vec<_>>(), shape)
-        }
-        (StoredDtype::F32, ComputeDtype::BF16) => {
-            TensorData::new(read!(f32, 4).map(bf16::from_f32).collect::<Vec<_>>(), shape)
-        }
-        (StoredDtype::F16, ComputeDtype::BF16) => TensorData::new(
-            read!(f16, 2).map(|x| bf16::from_f32(x.to_f32())).collect::<Vec<_>>(),
+        (S::F32, C::F32) => TensorData::new(run(raw, f32::from_le_bytes), shape),
+        (S::F16, C::F32) => TensorData::new(run(raw, |b| f16::from_le_bytes(b).to_f32()), shape),
+        (S::BF16, C::F32) => TensorData::new(run(raw, |b| bf16::from_le_bytes(b).to_f32()), shape),
+        (S::F32, C::BF16) => TensorData::new(run(raw, |b| bf16::from_f32(f32::from_le_bytes(b))), shape),
+        (S::F16, C::BF16) => TensorData::new(
+            run(raw, |b| bf16::from_f32(f16::from_le_bytes(b).to_f32())),
             shape,
         ),
-        (StoredDtype::BF16, ComputeDtype::BF16) => TensorData::new(read!(bf16, 2).collect::<Vec<_>>(), shape),
-        (StoredDtype::F32, ComputeDtype::F16) => {
-            TensorData::new(read!(f32, 4).map(f16::from_f32).collect::<Vec<_>>(), shape)
-        }
-        (StoredDtype::F16, ComputeDtype::F16) => TensorData::new(read!(f16, 2).collect::<Vec<_>>(), shape),
-        (StoredDtype::BF16, ComputeDtype::F16) => TensorData::new(
-            read!(bf16, 2).map(|x| f16::from_f32(x.to_f32())).collect::<Vec<_>>(),
+        (S::BF16, C::BF16) => TensorData::new(run(raw, bf16::from_le_bytes), shape),
+        (S::F32, C::F16) => TensorData::new(run(raw, |b| f16::from_f32(f32::from_le_bytes(b))), shape),
+        (S::F16, C::F16) => TensorData::new(run(raw, f16::from_le_bytes), shape),
+        (S::BF16, C::F16) => TensorData::new(
+            run(raw, |b| f16::from_f32(bf16::from_le_bytes(b).to_f32())),
             shape,
         ),
     }
@@ -221,7 +232,6 @@ impl<'a, B: Backend> Weights<'a, B> {
                 path: file.clone(),
             })?;
         let tensor = Tensor::from_data(data, (self.device, dtype.burn()));
-        self.source.release(&full);
         Ok(tensor)
     }
 }

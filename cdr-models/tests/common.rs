@@ -1,0 +1,44 @@
+//! Shared helpers for the fixture tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+pub struct Expected {
+    pub name: String,
+    pub transformers_version: String,
+    pub sequences: Vec<ExpectedSequence>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExpectedSequence {
+    pub text: Option<String>,
+    pub ids: Vec<u32>,
+    pub logprobs: Vec<f32>,
+}
+
+pub const FIXTURES: [&str; 4] = ["llama_gqa", "llama3_tied", "mistral_sw", "llama_sharded"];
+
+pub fn fixture_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
+        .join(name)
+}
+
+pub fn expected(name: &str) -> Expected {
+    let path = fixture_dir(name).join("expected.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run tools/make_fixtures.py)", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
