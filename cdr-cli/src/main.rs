@@ -1,1 +1,51 @@
-fn main() {}
+//! `cdr`: the command-line face of the cdr crates.
+
+mod backend;
+mod cli;
+mod commands;
+mod job;
+mod progress;
+mod records;
+mod report;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::backend::dispatch;
+use crate::cli::{Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let result = match cli.command {
+        Command::Score(mut args) => {
+            args.quiet = cli.quiet;
+            dispatch(args.models.device, args)
+        }
+        Command::Eval(mut args) => {
+            args.quiet = cli.quiet;
+            dispatch(args.models.device, args)
+        }
+        Command::Annotate(mut args) => {
+            args.quiet = cli.quiet;
+            dispatch(args.models.device, args)
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cdr: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,40 @@
+//! The customized density-ratio (CDR) reward: how much more a strong, well-aligned LLM likes a
+//! response than a weak one does.
+//!
+//! `r(x, y) = Σ log S(y_t | x, y_<t) − Σ log W(y_t | x, y_<t)` over the response tokens, with both
+//! models scoring one text rendered by the strong model's chat template. [`DensityRatio`] loads a
+//! pair and scores [`Item`]s in length-aware batches; [`eval`] turns rewards into pairwise
+//! decisions and accuracies, [`rewardbench`] into RewardBench section scores, and [`best_of_n`] into
+//! DPO/SimPO pairs.
+//!
+//! ```
+//! use cdr_core::{DensityRatio, Item, Message, ScoreOptions, backend::Cpu};
+//!
+//! let fixtures = "../cdr-models/tests/fixtures";
+//! let pair = DensityRatio::<Cpu>::load(
+//!     format!("{fixtures}/llama_gqa"),     // strong
+//!     format!("{fixtures}/llama_sharded"), // weak
+//!     &Default::default(),
+//!     ScoreOptions::default(),
+//! )?;
+//! let question = vec![Message::user("What is 2 + 2?")];
+//! let scores = pair.score(&[Item::new(question.clone(), "4."), Item::new(question, "Fish.")])?;
+//! println!("reward(4.) = {:.3}, reward(Fish.) = {:.3}", scores[0].reward, scores[1].reward);
+//! # Ok::<(), cdr_core::CoreError>(())
+//! ```
 
+pub mod batch;
+pub mod best_of_n;
+pub mod encode;
+pub mod error;
+pub mod eval;
+pub mod reward;
+pub mod rewardbench;
+pub mod scorer;
+
+pub use cdr_data::Message;
+pub use cdr_models::{ComputeDtype, backend};
+pub use encode::Limits;
+pub use error::{CoreError, Result};
+pub use reward::Reduction;
+pub use scorer::{DensityRatio, Item, ItemScore, Prepared, ScoreOptions, TokenizerPolicy};

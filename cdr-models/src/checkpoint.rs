@@ -66,3 +66,49 @@ pub fn load_model<B: Backend>(
 ) -> Result<LlamaForCausalLm<B>> {
     ModelDir::new(dir.as_ref()).load(device, options)
 }
+
+/// Resolves a model argument: a local directory, or a Hugging Face hub id (`org/name`) found in the
+/// local hub cache (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`). Never
+/// touches the network.
+pub fn resolve_model(spec: &str) -> Result<PathBuf> {
+    let path = Path::new(spec);
+    if path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let cache = hub_cache_dir();
+    if let (Some(cache), Some((org, name))) = (&cache, spec.split_once('/'))
+        && !org.is_empty()
+        && !name.is_empty()
+        && !name.contains('/')
+    {
+        let repo = cache.join(format!("models--{org}--{name}"));
+        let snapshots = repo.join("snapshots");
+        let pinned = std::fs::read_to_string(repo.join("refs").join("main"))
+            .ok()
+            .map(|r| snapshots.join(r.trim()))
+            .filter(|p| p.is_dir());
+        let any = || {
+            std::fs::read_dir(&snapshots)
+                .ok()?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| p.is_dir())
+        };
+        if let Some(dir) = pinned.or_else(any) {
+            return Ok(dir);
+        }
+    }
+    Err(crate::ModelError::Input(format!(
+        "model `{spec}` is not a directory{}",
+        match cache {
+            Some(c) => format!(" and not in the local Hugging Face cache ({})", c.display()),
+            None => String::new(),
+        }
+    )))
+}
+
+fn hub_cache_dir() -> Option<PathBuf> {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("HF_HUB_CACHE")
+        .or_else(|| var("HF_HOME").map(|h| h.join("hub")))
+        .or_else(|| var("HOME").map(|h| h.join(".cache/huggingface/hub")))
+}

@@ -33,7 +33,7 @@ pub mod safetensors;
 pub mod tokenizer;
 pub mod weights;
 
-pub use checkpoint::{LoadOptions, ModelDir, load_model};
+pub use checkpoint::{LoadOptions, ModelDir, load_model, resolve_model};
 pub use config::{Architecture, Config};
 pub use error::{ModelError, Result};
 pub use llama::LlamaForCausalLm;

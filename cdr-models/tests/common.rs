@@ -9,6 +9,8 @@ use serde::Deserialize;
 pub struct Expected {
     pub name: String,
     pub transformers_version: String,
+    /// Max |transformers bf16 - transformers f32| over the fixture's tokens.
+    pub transformers_bf16_max_abs_diff: f32,
     pub sequences: Vec<ExpectedSequence>,
 }
 

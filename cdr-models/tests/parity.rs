@@ -6,13 +6,16 @@ use cdr_models::backend::Cpu;
 use cdr_models::{ComputeDtype, LoadOptions, ModelDir};
 use common::{FIXTURES, expected, fixture_dir, max_abs_diff};
 
-fn check_fixture(name: &str, dtype: ComputeDtype, tolerance: f32) -> f32 {
+fn check_fixture(name: &str, dtype: ComputeDtype, tolerance: Option<f32>) -> f32 {
     let device = Default::default();
     let dir = ModelDir::new(fixture_dir(name));
     let model = dir
         .load::<Cpu>(&device, LoadOptions { dtype })
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     let expected = expected(name);
+    // bf16 carries 8 mantissa bits: cdr's bf16 may sit as far from the f32 reference as
+    // transformers' own bf16 forward does, with some slack for a different summation order.
+    let tolerance = tolerance.unwrap_or(1.5 * expected.transformers_bf16_max_abs_diff);
     let mut worst = 0.0f32;
     for (i, seq) in expected.sequences.iter().enumerate() {
         let got = model.token_logprobs(&[&seq.ids]).unwrap();
@@ -25,9 +28,11 @@ fn check_fixture(name: &str, dtype: ComputeDtype, tolerance: f32) -> f32 {
         worst = worst.max(diff);
     }
     println!(
-        "{name:14} {dtype}: max |logprob - transformers {}| = {worst:.3e} over {} sequences",
+        "{name:14} {dtype}: max |logprob - transformers {} f32| = {worst:.3e} over {} sequences \
+         (transformers bf16: {:.3e})",
         expected.transformers_version,
-        expected.sequences.len()
+        expected.sequences.len(),
+        expected.transformers_bf16_max_abs_diff
     );
     worst
 }
@@ -35,15 +40,14 @@ fn check_fixture(name: &str, dtype: ComputeDtype, tolerance: f32) -> f32 {
 #[test]
 fn f32_matches_transformers() {
     for name in FIXTURES {
-        check_fixture(name, ComputeDtype::F32, 1e-4);
+        check_fixture(name, ComputeDtype::F32, Some(1e-4));
     }
 }
 
 #[test]
 fn bf16_stays_close_to_transformers_f32() {
-    // bf16 keeps 8 mantissa bits; the bound only catches gross errors (a wrong cast, a lost norm).
     for name in FIXTURES {
-        check_fixture(name, ComputeDtype::BF16, 0.5);
+        check_fixture(name, ComputeDtype::BF16, None);
     }
 }
 

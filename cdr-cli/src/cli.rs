@@ -1,0 +1,189 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Annotate preference data with a customized density ratio: the log-probability a strong
+/// (well-aligned) LLM gives a response minus the one a weak LLM gives it.
+#[derive(Debug, Parser)]
+#[command(name = "cdr", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// No progress bar (for scripts and logs).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Score every response of a dataset (pairwise, best-of-N or single-response rows).
+    Score(ScoreArgs),
+    /// Evaluate pairwise accuracy (per subset, per domain, RewardBench sections).
+    Eval(EvalArgs),
+    /// Turn best-of-N rows into DPO/SimPO preference pairs (best vs worst, or best vs random).
+    Annotate(AnnotateArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceKind {
+    Cpu,
+    Cuda,
+    Wgpu,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReductionArg {
+    Sum,
+    Mean,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PairStrategyArg {
+    /// Highest vs lowest reward (the paper's setting).
+    BestWorst,
+    /// Highest vs a seeded random response scoring below it.
+    BestRandom,
+}
+
+/// The model pair and how it scores.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Strong (better aligned) model: a directory or an HF hub id found in the local cache.
+    #[arg(long)]
+    pub strong: String,
+
+    /// Weak (less aligned) model: a directory or an HF hub id found in the local cache.
+    #[arg(long)]
+    pub weak: String,
+
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceKind,
+
+    /// Compute dtype: f32, f16 or bf16 (log-probs are always f32).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+
+    /// Chat template: a built-in name (chatml, llama3, mistral, llama2) or a Jinja file. Default:
+    /// the strong model's own.
+    #[arg(long)]
+    pub template: Option<String>,
+
+    /// Most tokens (batch x padded length) in one forward pass.
+    #[arg(long, default_value_t = 8192)]
+    pub max_batch_tokens: usize,
+
+    /// Longer prompts keep their LAST this many tokens.
+    #[arg(long, default_value_t = 2048)]
+    pub max_prompt_tokens: usize,
+
+    /// Longer responses keep their FIRST this many tokens.
+    #[arg(long, default_value_t = 2048)]
+    pub max_response_tokens: usize,
+
+    /// Sum (default) or per-token mean of the log-ratio over the response.
+    #[arg(long, value_enum, default_value = "sum")]
+    pub reduction: ReductionArg,
+
+    /// Tokenize separately for each model when their tokenizers disagree (with a warning)
+    /// instead of failing.
+    #[arg(long)]
+    pub allow_tokenizer_mismatch: bool,
+}
+
+/// Input and output files.
+#[derive(Debug, Clone, Args)]
+pub struct IoArgs {
+    /// Input dataset (.jsonl, .json or .parquet).
+    #[arg(long, short)]
+    pub input: PathBuf,
+
+    /// Start over instead of resuming an existing output.
+    #[arg(long)]
+    pub fresh: bool,
+
+    /// Skip invalid rows (reported on stderr) instead of stopping at the first.
+    #[arg(long)]
+    pub skip_invalid: bool,
+
+    /// Column holding the row id.
+    #[arg(long, default_value = "id")]
+    pub id_field: String,
+    /// Column holding the prompt (string or message list).
+    #[arg(long, default_value = "prompt")]
+    pub prompt_field: String,
+    /// Column holding the preferred response.
+    #[arg(long, default_value = "chosen")]
+    pub chosen_field: String,
+    /// Column holding the dispreferred response.
+    #[arg(long, default_value = "rejected")]
+    pub rejected_field: String,
+    /// Column holding best-of-N candidate responses.
+    #[arg(long, default_value = "responses")]
+    pub responses_field: String,
+    /// Column holding the subset label.
+    #[arg(long, default_value = "subset")]
+    pub subset_field: String,
+    /// Column holding the domain label.
+    #[arg(long, default_value = "domain")]
+    pub domain_field: String,
+    /// Column holding a single conversation ending in the response.
+    #[arg(long, default_value = "messages")]
+    pub messages_field: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub models: ModelArgs,
+    /// Set from the global `--quiet`.
+    #[arg(skip)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub io: IoArgs,
+    /// Scored rows (.jsonl or .parquet); re-running with the same path resumes.
+    #[arg(long, short)]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub models: ModelArgs,
+    /// Set from the global `--quiet`.
+    #[arg(skip)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub io: IoArgs,
+    /// Also write the scored rows here (.jsonl or .parquet); re-running resumes from it.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Write the JSON report here (default: <output>.report.json when --output is set).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AnnotateArgs {
+    #[command(flatten)]
+    pub models: ModelArgs,
+    /// Set from the global `--quiet`.
+    #[arg(skip)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub io: IoArgs,
+    /// Preference pairs in the TRL DPO/SimPO layout (.jsonl or .parquet); re-running resumes.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    #[arg(long, value_enum, default_value = "best-worst")]
+    pub pair_strategy: PairStrategyArg,
+    /// Seed for --pair-strategy best-random.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}

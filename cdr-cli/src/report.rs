@@ -1,0 +1,73 @@
+//! The `cdr eval` report: a Markdown table on stdout and a JSON file.
+
+use std::fmt::Write as _;
+
+use cdr_core::eval::Accuracy;
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct EvalReport {
+    pub input: String,
+    pub strong: String,
+    pub weak: String,
+    pub template: String,
+    pub reduction: String,
+    pub rows: usize,
+    pub accuracy: f64,
+    pub truncated_responses: usize,
+    pub skipped_rows: usize,
+    pub results: Accuracy,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewardbench: Option<cdr_core::rewardbench::RewardBenchScores>,
+}
+
+fn table(out: &mut String, title: &str, groups: &std::collections::BTreeMap<String, cdr_core::eval::Tally>) {
+    if groups.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "| {title} | rows | accuracy |\n|---|---:|---:|");
+    for (name, t) in groups {
+        let _ = writeln!(out, "| {name} | {} | {:.2}% |", t.total, 100.0 * t.accuracy());
+    }
+    out.push('\n');
+}
+
+pub fn markdown(r: &EvalReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## cdr eval: {}\n\nstrong `{}` over weak `{}`, template `{}`, reduction {}\n",
+        r.input, r.strong, r.weak, r.template, r.reduction
+    );
+    table(&mut out, "subset", &r.results.by_subset);
+    table(&mut out, "domain", &r.results.by_domain);
+    if let Some(rb) = &r.rewardbench {
+        let _ = writeln!(out, "| RewardBench section | score | subsets present |\n|---|---:|---|");
+        for s in &rb.sections {
+            let missing = if s.missing.is_empty() {
+                String::new()
+            } else {
+                format!(" (missing: {})", s.missing.join(", "))
+            };
+            let _ = writeln!(out, "| {} | {:.2} | {}{missing} |", s.section, s.score, s.present.len());
+        }
+        match rb.score {
+            Some(score) => {
+                let _ = writeln!(out, "| **score** | **{score:.2}** | |");
+            }
+            None => {
+                let _ = writeln!(out, "| score | n/a | needs all four sections |");
+            }
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "**overall: {:.2}% of {} rows** ({} truncated responses, {} rows skipped)",
+        100.0 * r.accuracy,
+        r.rows,
+        r.truncated_responses,
+        r.skipped_rows
+    );
+    out
+}

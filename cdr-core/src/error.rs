@@ -1,0 +1,37 @@
+/// Errors from the scoring pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error(transparent)]
+    Model(#[from] cdr_models::ModelError),
+
+    #[error(transparent)]
+    Prompt(#[from] cdr_prompt::PromptError),
+
+    #[error(transparent)]
+    Data(#[from] cdr_data::DataError),
+
+    #[error("tokenizer failed on the rendered text: {0}")]
+    Tokenize(String),
+
+    #[error("the response renders to no tokens (the template may drop assistant turns)")]
+    EmptyResponse,
+
+    #[error("the rendered prompt has no tokens before the response; nothing conditions the first response token")]
+    EmptyPrompt,
+
+    #[error(
+        "the strong and weak tokenizers disagree on the scored text (token {index}: strong id {strong}, \
+         weak id {weak}); the density ratio needs one token sequence for both models. Pass \
+         --allow-tokenizer-mismatch to tokenize separately for each model"
+    )]
+    TokenizerMismatch {
+        index: usize,
+        strong: String,
+        weak: String,
+    },
+
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;

@@ -1,0 +1,281 @@
+//! A strong/weak model pair and the batched scoring pipeline.
+
+use std::path::Path;
+
+use cdr_data::Message;
+use cdr_models::{ComputeDtype, LlamaForCausalLm, LoadOptions, ModelDir, ScoreSpan, Tokenizer};
+use cdr_prompt::ChatTemplate;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::batch::plan_batches;
+use crate::encode::{Encoded, Limits, encode};
+use crate::error::{CoreError, Result};
+use crate::reward::{Reduction, density_ratio, sum_logprobs};
+use cdr_models::backend::Backend;
+
+/// How strong and weak token sequences relate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TokenizerPolicy {
+    /// Both tokenizers must produce identical ids on every scored text (the method's assumption).
+    #[default]
+    Identical,
+    /// Tokenize separately for each model (a warning is logged): the two sums then cover different
+    /// token sequences of the same text.
+    Separate,
+}
+
+/// Options for a scoring run.
+#[derive(Debug, Clone)]
+pub struct ScoreOptions {
+    pub reduction: Reduction,
+    pub limits: Limits,
+    /// Upper bound on `batch x padded length` per forward pass.
+    pub max_batch_tokens: usize,
+    pub dtype: ComputeDtype,
+    pub tokenizer_policy: TokenizerPolicy,
+    /// A built-in template name or a Jinja file; `None` uses the strong model's own template.
+    pub template: Option<String>,
+}
+
+impl Default for ScoreOptions {
+    fn default() -> Self {
+        Self {
+            reduction: Reduction::Sum,
+            limits: Limits::default(),
+            max_batch_tokens: 8192,
+            dtype: ComputeDtype::F32,
+            tokenizer_policy: TokenizerPolicy::Identical,
+            template: None,
+        }
+    }
+}
+
+/// One response to score in the context of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    /// The conversation before the response.
+    pub messages: Vec<Message>,
+    pub response: String,
+}
+
+impl Item {
+    pub fn new(messages: Vec<Message>, response: impl Into<String>) -> Self {
+        Self {
+            messages,
+            response: response.into(),
+        }
+    }
+}
+
+/// An item rendered and tokenized for both models.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub strong: Encoded,
+    /// `None` when the weak model scores the same ids as the strong one.
+    pub weak: Option<Encoded>,
+}
+
+impl Prepared {
+    fn weak(&self) -> &Encoded {
+        self.weak.as_ref().unwrap_or(&self.strong)
+    }
+
+    /// Tokens of the longer of the two sequences (what a forward pass costs).
+    pub fn len(&self) -> usize {
+        self.strong.ids.len().max(self.weak().ids.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The reward of one item, with what it was computed from.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ItemScore {
+    /// The reward under the run's reduction.
+    pub reward: f64,
+    /// Sum of the strong model's response-token log-probs.
+    pub strong_logprob: f64,
+    /// Sum of the weak model's response-token log-probs.
+    pub weak_logprob: f64,
+    pub n_response_tokens: usize,
+    pub n_prompt_tokens: usize,
+    pub truncated: bool,
+}
+
+/// A loaded strong/weak pair: the customized density-ratio reward model.
+pub struct DensityRatio<B: Backend> {
+    strong: LlamaForCausalLm<B>,
+    weak: LlamaForCausalLm<B>,
+    strong_tokenizer: Tokenizer,
+    weak_tokenizer: Tokenizer,
+    template: ChatTemplate,
+    options: ScoreOptions,
+}
+
+impl<B: Backend> DensityRatio<B> {
+    /// Loads both models from their directories on `device`. The chat template is
+    /// `options.template` if set, else the strong model's own.
+    pub fn load(
+        strong: impl AsRef<Path>,
+        weak: impl AsRef<Path>,
+        device: &B::Device,
+        options: ScoreOptions,
+    ) -> Result<Self> {
+        let (strong, weak) = (strong.as_ref(), weak.as_ref());
+        let template = match &options.template {
+            Some(spec) => ChatTemplate::resolve(spec, Some(strong))?,
+            None => ChatTemplate::from_model_dir(strong)?.ok_or_else(|| {
+                cdr_prompt::PromptError::NoTemplate {
+                    path: strong.join("tokenizer_config.json"),
+                }
+            })?,
+        };
+        let load = LoadOptions {
+            dtype: options.dtype,
+        };
+        let (sdir, wdir) = (ModelDir::new(strong), ModelDir::new(weak));
+        let pair = Self {
+            strong_tokenizer: sdir.tokenizer()?,
+            weak_tokenizer: wdir.tokenizer()?,
+            strong: sdir.load(device, load)?,
+            weak: wdir.load(device, load)?,
+            template,
+            options,
+        };
+        if pair.strong.config().vocab_size != pair.weak.config().vocab_size
+            && pair.options.tokenizer_policy == TokenizerPolicy::Identical
+        {
+            warn!(
+                strong = pair.strong.config().vocab_size,
+                weak = pair.weak.config().vocab_size,
+                "strong and weak vocabulary sizes differ; every scored text is checked for identical ids"
+            );
+        }
+        info!(template = pair.template.name(), "density-ratio pair ready");
+        Ok(pair)
+    }
+
+    /// Builds a pair from already loaded parts.
+    pub fn from_parts(
+        strong: (LlamaForCausalLm<B>, Tokenizer),
+        weak: (LlamaForCausalLm<B>, Tokenizer),
+        template: ChatTemplate,
+        options: ScoreOptions,
+    ) -> Self {
+        Self {
+            strong: strong.0,
+            strong_tokenizer: strong.1,
+            weak: weak.0,
+            weak_tokenizer: weak.1,
+            template,
+            options,
+        }
+    }
+
+    pub fn options(&self) -> &ScoreOptions {
+        &self.options
+    }
+
+    pub fn template(&self) -> &ChatTemplate {
+        &self.template
+    }
+
+    /// Renders and tokenizes one item; errors here belong to the item (bad template input,
+    /// tokenizer disagreement), not to the run.
+    pub fn prepare(&self, item: &Item) -> Result<Prepared> {
+        if item.response.trim().is_empty() {
+            return Err(CoreError::Invalid("the response is empty".into()));
+        }
+        let rendered = self.template.render_pair(&item.messages, &item.response)?;
+        let limits = self.options.limits;
+        let strong = encode(&self.strong_tokenizer, &rendered, limits)?;
+        let weak = encode(&self.weak_tokenizer, &rendered, limits)?;
+        if strong == weak {
+            return Ok(Prepared { strong, weak: None });
+        }
+        match self.options.tokenizer_policy {
+            TokenizerPolicy::Separate => Ok(Prepared {
+                strong,
+                weak: Some(weak),
+            }),
+            TokenizerPolicy::Identical => {
+                let index = strong
+                    .ids
+                    .iter()
+                    .zip(&weak.ids)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(strong.ids.len().min(weak.ids.len()));
+                let show = |ids: &[u32]| ids.get(index).map_or("<end>".to_string(), u32::to_string);
+                Err(CoreError::TokenizerMismatch {
+                    index,
+                    strong: show(&strong.ids),
+                    weak: show(&weak.ids),
+                })
+            }
+        }
+    }
+
+    /// Scores prepared items, batching under `max_batch_tokens`. Results are in input order.
+    pub fn score_prepared(&self, items: &[Prepared]) -> Result<Vec<ItemScore>> {
+        self.score_prepared_with(items, &mut |_, _| {})
+    }
+
+    /// As [`Self::score_prepared`], calling `progress(items_done, tokens_done)` after each batch.
+    pub fn score_prepared_with(
+        &self,
+        items: &[Prepared],
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<ItemScore>> {
+        let lengths: Vec<usize> = items.iter().map(Prepared::len).collect();
+        let mut out: Vec<Option<ItemScore>> = vec![None; items.len()];
+        for batch in plan_batches(&lengths, self.options.max_batch_tokens) {
+            let strong_spans: Vec<ScoreSpan<'_>> = batch
+                .iter()
+                .map(|&i| span(&items[i].strong))
+                .collect();
+            let weak_spans: Vec<ScoreSpan<'_>> =
+                batch.iter().map(|&i| span(items[i].weak())).collect();
+            let strong = self.strong.score_spans(&strong_spans)?;
+            let weak = self.weak.score_spans(&weak_spans)?;
+            for ((&i, s), w) in batch.iter().zip(&strong).zip(&weak) {
+                let enc = &items[i].strong;
+                let (s, w) = (sum_logprobs(s), sum_logprobs(w));
+                out[i] = Some(ItemScore {
+                    reward: density_ratio(s, w, enc.n_response_tokens(), self.options.reduction),
+                    strong_logprob: s,
+                    weak_logprob: w,
+                    n_response_tokens: enc.n_response_tokens(),
+                    n_prompt_tokens: enc.n_prompt_tokens(),
+                    truncated: enc.truncated || items[i].weak().truncated,
+                });
+            }
+            progress(
+                batch.len(),
+                batch.iter().map(|&i| lengths[i]).sum::<usize>(),
+            );
+        }
+        out.into_iter()
+            .map(|s| s.ok_or_else(|| CoreError::Invalid("an item was not scored".into())))
+            .collect()
+    }
+
+    /// Prepares and scores `items`; the first item that cannot be prepared fails the call.
+    pub fn score(&self, items: &[Item]) -> Result<Vec<ItemScore>> {
+        let prepared = items
+            .iter()
+            .map(|item| self.prepare(item))
+            .collect::<Result<Vec<_>>>()?;
+        self.score_prepared(&prepared)
+    }
+}
+
+fn span(enc: &Encoded) -> ScoreSpan<'_> {
+    ScoreSpan {
+        ids: &enc.ids,
+        start: enc.response_start,
+    }
+}

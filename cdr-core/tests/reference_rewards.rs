@@ -1,0 +1,110 @@
+//! Rewards against the Python reference (tools/make_fixtures.py, `reward_item`): same template,
+//! same boundary, same truncation, transformers log-probs.
+
+use std::path::PathBuf;
+
+use cdr_core::{DensityRatio, Item, Limits, Reduction, ScoreOptions, backend::Cpu};
+use cdr_data::{ReadOptions, read_pairwise};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Expected {
+    strong: String,
+    weak: String,
+    max_prompt_tokens: usize,
+    max_response_tokens: usize,
+    rows: Vec<Row>,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    id: String,
+    chosen: Side,
+    rejected: Side,
+    correct: bool,
+}
+
+#[derive(Deserialize)]
+struct Side {
+    reward_sum: f64,
+    reward_mean: f64,
+    n_response_tokens: usize,
+    truncated: bool,
+    ids: Vec<u32>,
+    response_start: usize,
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn expected() -> Expected {
+    let path = root().join("cdr-core/tests/fixtures/expected_rewards.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn pair(reduction: Reduction, e: &Expected) -> DensityRatio<Cpu> {
+    let models = root().join("cdr-models/tests/fixtures");
+    let options = ScoreOptions {
+        reduction,
+        limits: Limits {
+            max_prompt_tokens: e.max_prompt_tokens,
+            max_response_tokens: e.max_response_tokens,
+        },
+        max_batch_tokens: 1024,
+        ..ScoreOptions::default()
+    };
+    DensityRatio::load(models.join(&e.strong), models.join(&e.weak), &Default::default(), options).unwrap()
+}
+
+#[test]
+fn rewards_match_the_python_reference() {
+    let e = expected();
+    let rows = read_pairwise(root().join("cdr-core/tests/fixtures/pairs.jsonl"), &ReadOptions::default())
+        .unwrap()
+        .rows;
+    assert_eq!(rows.len(), e.rows.len());
+    for reduction in [Reduction::Sum, Reduction::Mean] {
+        let pair = pair(reduction, &e);
+        let items: Vec<Item> = rows
+            .iter()
+            .flat_map(|r| {
+                [
+                    Item::new(r.prompt.clone(), r.chosen.clone()),
+                    Item::new(r.prompt.clone(), r.rejected.clone()),
+                ]
+            })
+            .collect();
+        let prepared: Vec<_> = items.iter().map(|i| pair.prepare(i).unwrap()).collect();
+        let scores = pair.score_prepared(&prepared).unwrap();
+        let mut worst = 0.0f64;
+        let mut truncated = 0;
+        for (k, (row, exp)) in rows.iter().zip(&e.rows).enumerate() {
+            assert_eq!(row.id, exp.id);
+            for (j, side) in [&exp.chosen, &exp.rejected].into_iter().enumerate() {
+                let (p, s) = (&prepared[2 * k + j], &scores[2 * k + j]);
+                assert_eq!(p.strong.ids, side.ids, "{} side {j}: token ids", row.id);
+                assert_eq!(p.strong.response_start, side.response_start, "{} side {j}: boundary", row.id);
+                assert_eq!(s.n_response_tokens, side.n_response_tokens);
+                assert_eq!(s.truncated, side.truncated, "{} side {j}: truncation", row.id);
+                truncated += usize::from(s.truncated);
+                let want = match reduction {
+                    Reduction::Sum => side.reward_sum,
+                    Reduction::Mean => side.reward_mean,
+                };
+                let diff = (s.reward - want).abs();
+                assert!(diff <= 1e-3, "{} side {j} ({reduction:?}): {} vs {want}", row.id, s.reward);
+                worst = worst.max(diff);
+            }
+            if reduction == Reduction::Sum {
+                let correct = scores[2 * k].reward > scores[2 * k + 1].reward;
+                assert_eq!(correct, exp.correct, "{}: decision", row.id);
+            }
+        }
+        println!(
+            "{reduction:?}: {} rows, max |reward - python| = {worst:.3e}, {truncated} truncated items",
+            rows.len()
+        );
+        assert!(truncated > 0, "the fixture exercises truncation");
+    }
+}

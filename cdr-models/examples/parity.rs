@@ -1,0 +1,104 @@
+//! Fixture parity on whichever backend this example is built for: per-token log-probs against the
+//! transformers references in `tests/fixtures`, in f32 and bf16, plus padded-batch consistency.
+//!
+//! ```text
+//! cargo run --release -p cdr-models --example parity -- cdr-models/tests/fixtures
+//! cargo build --release -p cdr-models --example parity --no-default-features --features cuda
+//! ```
+//! Prints one row per fixture and dtype; exits non-zero if f32 exceeds `--f32-tol` (default 1e-4).
+
+use std::path::PathBuf;
+
+use cdr_models::{ComputeDtype, LoadOptions, ModelDir};
+use serde::Deserialize;
+
+#[cfg(feature = "cuda")]
+type B = cdr_models::backend::Cuda;
+#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+type B = cdr_models::backend::Wgpu;
+#[cfg(all(feature = "cpu", not(feature = "cuda"), not(feature = "wgpu")))]
+type B = cdr_models::backend::Cpu;
+
+#[derive(Deserialize)]
+struct Expected {
+    sequences: Vec<Seq>,
+}
+
+#[derive(Deserialize)]
+struct Seq {
+    ids: Vec<u32>,
+    logprobs: Vec<f32>,
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let root = PathBuf::from(args.next().unwrap_or_else(|| "cdr-models/tests/fixtures".into()));
+    let mut f32_tol = 1e-4f32;
+    let mut dtypes = vec![ComputeDtype::F32, ComputeDtype::BF16];
+    let mut only: Option<Vec<String>> = None;
+    while let Some(a) = args.next() {
+        let mut value = || args.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--f32-tol" => f32_tol = value()?.parse()?,
+            "--dtypes" => {
+                dtypes = value()?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
+            }
+            "--fixtures" => only = Some(value()?.split(',').map(String::from).collect()),
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    let device = Default::default();
+    let backend = std::any::type_name::<B>();
+    println!("backend: {backend}");
+    println!("| fixture | dtype | max abs diff vs transformers f32 | padded batch vs one by one |");
+    println!("|---|---|---|---|");
+    let mut failed = false;
+    let mut names: Vec<_> = std::fs::read_dir(&root)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("expected.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    if let Some(only) = &only {
+        names.retain(|n| only.contains(n));
+    }
+    let t0 = std::time::Instant::now();
+    for name in names {
+        let dir = root.join(&name);
+        let expected: Expected =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json"))?)?;
+        for &dtype in &dtypes {
+            eprintln!("[{:6.1}s] {name} {dtype}", t0.elapsed().as_secs_f32());
+            let model = ModelDir::new(&dir).load::<B>(&device, LoadOptions { dtype })?;
+            let mut worst = 0.0f32;
+            let mut alone = Vec::new();
+            for seq in &expected.sequences {
+                let got = model.token_logprobs(&[&seq.ids])?.remove(0);
+                worst = worst.max(max_diff(&got, &seq.logprobs));
+                alone.push(got);
+            }
+            let batch: Vec<&[u32]> = expected.sequences.iter().map(|s| s.ids.as_slice()).collect();
+            let padded = model.token_logprobs(&batch)?;
+            let pad_diff = alone
+                .iter()
+                .zip(&padded)
+                .map(|(a, b)| max_diff(a, b))
+                .fold(0.0, f32::max);
+            println!("| {name} | {dtype} | {worst:.3e} | {pad_diff:.3e} |");
+            if dtype == ComputeDtype::F32 && worst > f32_tol {
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        return Err(format!("f32 difference above {f32_tol:e}").into());
+    }
+    Ok(())
+}

@@ -1,0 +1,28 @@
+use std::path::PathBuf;
+
+/// Errors from template loading and rendering.
+#[derive(Debug, thiserror::Error)]
+pub enum PromptError {
+    #[error("unknown chat template `{name}` (built-in: {known})")]
+    UnknownTemplate { name: String, known: String },
+
+    #[error("chat template `{name}` does not compile: {message}")]
+    Compile { name: String, message: String },
+
+    #[error("chat template `{name}` failed to render: {message}")]
+    Render { name: String, message: String },
+
+    #[error(
+        "chat template `{name}` renders the conversation with the response so that it does not start \
+         with the rendered prompt; the response boundary cannot be located"
+    )]
+    PrefixMismatch { name: String },
+
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
+
+    #[error("{path} has no chat template; pass one by name (--template chatml|llama3|mistral|llama2) or a file")]
+    NoTemplate { path: PathBuf },
+}
+
+pub type Result<T, E = PromptError> = std::result::Result<T, E>;
