@@ -112,6 +112,10 @@ pub struct IoArgs {
     #[arg(long)]
     pub skip_invalid: bool,
 
+    /// Rows scored between writes: a killed run redoes at most this many.
+    #[arg(long, default_value_t = 64)]
+    pub chunk_rows: usize,
+
     /// Column holding the row id.
     #[arg(long, default_value = "id")]
     pub id_field: String,

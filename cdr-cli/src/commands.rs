@@ -72,6 +72,7 @@ impl BackendJob for ScoreArgs {
             items,
             &done,
             self.io.skip_invalid,
+            self.io.chunk_rows,
             &self.io.input,
             &mut progress,
             |r, s| {
@@ -115,6 +116,7 @@ impl BackendJob for EvalArgs {
             pair_items,
             &done,
             self.io.skip_invalid,
+            self.io.chunk_rows,
             &self.io.input,
             &mut progress,
             |r, s| {
@@ -195,6 +197,7 @@ impl BackendJob for AnnotateArgs {
             bon_items,
             &done,
             self.io.skip_invalid,
+            self.io.chunk_rows,
             &self.io.input,
             &mut progress,
             |r, s| {

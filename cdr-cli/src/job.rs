@@ -12,9 +12,6 @@ use tracing::warn;
 use crate::cli::{IoArgs, ModelArgs, ReductionArg};
 use crate::progress::Progress;
 
-/// Rows are scored in chunks of about this many responses, then written.
-const CHUNK_ITEMS: usize = 256;
-
 pub fn read_options(io: &IoArgs) -> ReadOptions {
     ReadOptions {
         format: None,
@@ -87,6 +84,7 @@ pub fn score_rows<B: Backend, R>(
     items_of: impl Fn(&R) -> Vec<Item>,
     done: &std::collections::HashSet<String>,
     skip_invalid: bool,
+    chunk_rows: usize,
     input: &Path,
     progress: &mut Progress,
     mut emit: impl FnMut(&R, &[ItemScore]) -> anyhow::Result<()>,
@@ -100,14 +98,14 @@ pub fn score_rows<B: Backend, R>(
     if stats.resumed > 0 {
         tracing::info!(rows = stats.resumed, "resuming: rows already in the output are skipped");
     }
+    let chunk_rows_max = chunk_rows.max(1);
     let mut start = 0;
     while start < todo.len() {
-        // Take rows until the chunk holds about CHUNK_ITEMS responses.
         let mut end = start;
-        let mut chunk_rows = Vec::new();
+        let mut rows_in_chunk = Vec::new();
         let mut prepared = Vec::new();
         let mut spans = Vec::new();
-        while end < todo.len() && prepared.len() < CHUNK_ITEMS {
+        while end < todo.len() && rows_in_chunk.len() < chunk_rows_max {
             let row = todo[end];
             end += 1;
             let items = items_of(row);
@@ -116,7 +114,7 @@ pub fn score_rows<B: Backend, R>(
                 Ok(p) => {
                     spans.push((prepared.len(), p.len()));
                     prepared.extend(p);
-                    chunk_rows.push(row);
+                    rows_in_chunk.push(row);
                 }
                 Err(e) if skip_invalid => {
                     warn!(id = id_of(row), "skipped: {e}");
@@ -135,7 +133,7 @@ pub fn score_rows<B: Backend, R>(
             }
         }
         let scores = pair.score_prepared_with(&prepared, &mut |_, tokens| progress.tokens(tokens))?;
-        for (row, (offset, n)) in chunk_rows.iter().zip(&spans) {
+        for (row, (offset, n)) in rows_in_chunk.iter().zip(&spans) {
             let row_scores = &scores[*offset..offset + n];
             stats.truncated_items += row_scores.iter().filter(|s| s.truncated).count();
             emit(row, row_scores)?;
