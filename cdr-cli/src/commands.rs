@@ -138,7 +138,8 @@ impl BackendJob for EvalArgs {
         if let Some(path) = &self.output {
             let mut earlier: Vec<PairScore> = read_records(path, None)
                 .with_context(|| format!("reading back {}", path.display()))?;
-            let fresh: std::collections::HashSet<&str> = scored.iter().map(|s| s.id.as_str()).collect();
+            let fresh: std::collections::HashSet<&str> =
+                scored.iter().map(|s| s.id.as_str()).collect();
             earlier.retain(|s| !fresh.contains(s.id.as_str()));
             scored.extend(earlier);
         }
@@ -188,7 +189,11 @@ impl BackendJob for AnnotateArgs {
             PairStrategyArg::BestWorst => PairStrategy::BestWorst,
             PairStrategyArg::BestRandom => PairStrategy::BestRandom { seed: self.seed },
         };
-        let mut progress = Progress::new(todo(&outcome.rows, &done, |r| &r.id), "annotate", self.quiet);
+        let mut progress = Progress::new(
+            todo(&outcome.rows, &done, |r| &r.id),
+            "annotate",
+            self.quiet,
+        );
         let mut dropped: std::collections::BTreeMap<String, usize> = Default::default();
         let stats = score_rows(
             &pair,
@@ -234,7 +239,10 @@ impl BackendJob for AnnotateArgs {
         for (why, n) in &dropped {
             eprintln!("cdr: {n} rows gave no pair ({why})");
         }
-        eprintln!("cdr: {written} preference pairs in {}", self.output.display());
+        eprintln!(
+            "cdr: {written} preference pairs in {}",
+            self.output.display()
+        );
         Ok(())
     }
 }

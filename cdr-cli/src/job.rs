@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use cdr_core::{DensityRatio, Item, ItemScore, Limits, Reduction, ScoreOptions, TokenizerPolicy};
 use cdr_core::backend::Backend;
+use cdr_core::{DensityRatio, Item, ItemScore, Limits, Reduction, ScoreOptions, TokenizerPolicy};
 use cdr_data::{Fields, ReadOptions, WriteOptions};
 use tracing::warn;
 
@@ -49,7 +49,11 @@ pub fn load_pair<B: Backend>(m: &ModelArgs, device: &B::Device) -> anyhow::Resul
             max_response_tokens: m.max_response_tokens,
         },
         max_batch_tokens: m.max_batch_tokens,
-        dtype: m.dtype.parse().map_err(anyhow::Error::msg).context("--dtype")?,
+        dtype: m
+            .dtype
+            .parse()
+            .map_err(anyhow::Error::msg)
+            .context("--dtype")?,
         tokenizer_policy: if m.allow_tokenizer_mismatch {
             warn!("--allow-tokenizer-mismatch: each model scores its own tokenization of the text");
             TokenizerPolicy::Separate
@@ -90,13 +94,13 @@ pub fn score_rows<B: Backend, R>(
     mut emit: impl FnMut(&R, &[ItemScore]) -> anyhow::Result<()>,
 ) -> anyhow::Result<RunStats> {
     let mut stats = RunStats::default();
-    let todo: Vec<&R> = rows
-        .iter()
-        .filter(|r| !done.contains(id_of(r)))
-        .collect();
+    let todo: Vec<&R> = rows.iter().filter(|r| !done.contains(id_of(r))).collect();
     stats.resumed = rows.len() - todo.len();
     if stats.resumed > 0 {
-        tracing::info!(rows = stats.resumed, "resuming: rows already in the output are skipped");
+        tracing::info!(
+            rows = stats.resumed,
+            "resuming: rows already in the output are skipped"
+        );
     }
     let chunk_rows_max = chunk_rows.max(1);
     let mut start = 0;
@@ -118,7 +122,9 @@ pub fn score_rows<B: Backend, R>(
                 }
                 Err(e) if skip_invalid => {
                     warn!(id = id_of(row), "skipped: {e}");
-                    stats.failed_rows.push((id_of(row).to_string(), e.to_string()));
+                    stats
+                        .failed_rows
+                        .push((id_of(row).to_string(), e.to_string()));
                     progress.rows(1);
                 }
                 Err(e) => {
@@ -132,7 +138,8 @@ pub fn score_rows<B: Backend, R>(
                 }
             }
         }
-        let scores = pair.score_prepared_with(&prepared, &mut |_, tokens| progress.tokens(tokens))?;
+        let scores =
+            pair.score_prepared_with(&prepared, &mut |_, tokens| progress.tokens(tokens))?;
         for (row, (offset, n)) in rows_in_chunk.iter().zip(&spans) {
             let row_scores = &scores[*offset..offset + n];
             stats.truncated_items += row_scores.iter().filter(|s| s.truncated).count();

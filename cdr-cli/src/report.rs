@@ -21,13 +21,22 @@ pub struct EvalReport {
     pub rewardbench: Option<cdr_core::rewardbench::RewardBenchScores>,
 }
 
-fn table(out: &mut String, title: &str, groups: &std::collections::BTreeMap<String, cdr_core::eval::Tally>) {
+fn table(
+    out: &mut String,
+    title: &str,
+    groups: &std::collections::BTreeMap<String, cdr_core::eval::Tally>,
+) {
     if groups.is_empty() {
         return;
     }
     let _ = writeln!(out, "| {title} | rows | accuracy |\n|---|---:|---:|");
     for (name, t) in groups {
-        let _ = writeln!(out, "| {name} | {} | {:.2}% |", t.total, 100.0 * t.accuracy());
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {:.2}% |",
+            t.total,
+            100.0 * t.accuracy()
+        );
     }
     out.push('\n');
 }
@@ -42,14 +51,23 @@ pub fn markdown(r: &EvalReport) -> String {
     table(&mut out, "subset", &r.results.by_subset);
     table(&mut out, "domain", &r.results.by_domain);
     if let Some(rb) = &r.rewardbench {
-        let _ = writeln!(out, "| RewardBench section | score | subsets present |\n|---|---:|---|");
+        let _ = writeln!(
+            out,
+            "| RewardBench section | score | subsets present |\n|---|---:|---|"
+        );
         for s in &rb.sections {
             let missing = if s.missing.is_empty() {
                 String::new()
             } else {
                 format!(" (missing: {})", s.missing.join(", "))
             };
-            let _ = writeln!(out, "| {} | {:.2} | {}{missing} |", s.section, s.score, s.present.len());
+            let _ = writeln!(
+                out,
+                "| {} | {:.2} | {}{missing} |",
+                s.section,
+                s.score,
+                s.present.len()
+            );
         }
         match rb.score {
             Some(score) => {

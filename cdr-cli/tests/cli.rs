@@ -10,7 +10,11 @@ fn root() -> PathBuf {
 }
 
 fn model(name: &str) -> String {
-    root().join("cdr-models/tests/fixtures").join(name).display().to_string()
+    root()
+        .join("cdr-models/tests/fixtures")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 fn pairs() -> PathBuf {
@@ -46,7 +50,12 @@ fn eval_args<'a>(input: &'a str, output: &'a str) -> Vec<&'a str> {
 }
 
 fn with_models(mut args: Vec<String>) -> Vec<String> {
-    args.extend(["--strong".into(), model("llama_gqa"), "--weak".into(), model("llama_sharded")]);
+    args.extend([
+        "--strong".into(),
+        model("llama_gqa"),
+        "--weak".into(),
+        model("llama_sharded"),
+    ]);
     args
 }
 
@@ -64,10 +73,14 @@ fn eval_reproduces_the_python_reference() {
     let o = run(&eval_args(&input, out.to_str().unwrap()));
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("| hep-python |") && stdout.contains("overall"), "{stdout}");
+    assert!(
+        stdout.contains("| hep-python |") && stdout.contains("overall"),
+        "{stdout}"
+    );
 
     let expected: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("cdr-core/tests/fixtures/expected_rewards.json")).unwrap(),
+        &std::fs::read_to_string(root().join("cdr-core/tests/fixtures/expected_rewards.json"))
+            .unwrap(),
     )
     .unwrap();
     let rows = jsonl(&out);
@@ -84,11 +97,15 @@ fn eval_reproduces_the_python_reference() {
         }
         assert_eq!(got["correct"], want["correct"], "{}: decision", got["id"]);
     }
-    println!("cdr eval vs python reference: max |reward diff| = {worst:.3e} over {} rows", rows.len());
+    println!(
+        "cdr eval vs python reference: max |reward diff| = {worst:.3e} over {} rows",
+        rows.len()
+    );
 
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("scored.jsonl.report.json")).unwrap())
-            .unwrap();
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("scored.jsonl.report.json")).unwrap(),
+    )
+    .unwrap();
     let acc = report["accuracy"].as_f64().unwrap();
     assert!((acc - expected["accuracy"].as_f64().unwrap()).abs() < 1e-12);
     assert_eq!(report["truncated_responses"], 8);
@@ -122,16 +139,23 @@ fn a_killed_run_resumes_to_the_same_rows() {
     let input = many_rows(tmp.path(), 6);
     let input = input.to_str().unwrap();
     let full = tmp.path().join("full.jsonl");
-    let o = run(&[eval_args(input, full.to_str().unwrap()), vec!["--chunk-rows", "4"]].concat());
+    let o = run(&[
+        eval_args(input, full.to_str().unwrap()),
+        vec!["--chunk-rows", "4"],
+    ]
+    .concat());
     assert!(o.status.success(), "{}", stderr(&o));
 
     let resumed = tmp.path().join("resumed.jsonl");
     let args = with_models(
-        [eval_args(input, resumed.to_str().unwrap()), vec!["--chunk-rows", "4"]]
-            .concat()
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        [
+            eval_args(input, resumed.to_str().unwrap()),
+            vec!["--chunk-rows", "4"],
+        ]
+        .concat()
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
     );
     let mut child = Command::new(env!("CARGO_BIN_EXE_cdr"))
         .args(&args)
@@ -143,7 +167,9 @@ fn a_killed_run_resumes_to_the_same_rows() {
     let total = jsonl(&full).len();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
-        let n = std::fs::read_to_string(&resumed).map(|s| s.lines().count()).unwrap_or(0);
+        let n = std::fs::read_to_string(&resumed)
+            .map(|s| s.lines().count())
+            .unwrap_or(0);
         if n >= 8 || std::time::Instant::now() > deadline {
             break;
         }
@@ -152,7 +178,10 @@ fn a_killed_run_resumes_to_the_same_rows() {
     child.kill().unwrap();
     child.wait().unwrap();
     let partial = std::fs::read_to_string(&resumed).unwrap().lines().count();
-    assert!(partial > 0 && partial < total, "killed with {partial} of {total} rows written");
+    assert!(
+        partial > 0 && partial < total,
+        "killed with {partial} of {total} rows written"
+    );
 
     let o = cdr(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(o.status.success(), "{}", stderr(&o));
@@ -162,7 +191,10 @@ fn a_killed_run_resumes_to_the_same_rows() {
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x["id"], y["id"], "same rows in the same order");
         assert_eq!(x["correct"], y["correct"]);
-        let (rx, ry) = (x["reward_chosen"].as_f64().unwrap(), y["reward_chosen"].as_f64().unwrap());
+        let (rx, ry) = (
+            x["reward_chosen"].as_f64().unwrap(),
+            y["reward_chosen"].as_f64().unwrap(),
+        );
         assert!((rx - ry).abs() < 1e-4, "{}: {rx} vs {ry}", x["id"]);
     }
 }
@@ -183,12 +215,24 @@ fn annotate_writes_trl_pairs() {
     let input = tmp.path().join("bon.jsonl");
     std::fs::write(&input, bon).unwrap();
     let out = tmp.path().join("pairs.jsonl");
-    let o = run(&["annotate", "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()]);
+    let o = run(&[
+        "annotate",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let rows = jsonl(&out);
     assert!(!rows.is_empty());
     for r in &rows {
-        assert!(r["prompt"].as_array().unwrap().iter().all(|m| m["role"].is_string()));
+        assert!(
+            r["prompt"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|m| m["role"].is_string())
+        );
         assert_eq!(r["chosen"][0]["role"], "assistant");
         assert_eq!(r["rejected"][0]["role"], "assistant");
         assert!(r["score_chosen"].as_f64().unwrap() > r["score_rejected"].as_f64().unwrap());
@@ -213,18 +257,41 @@ fn bad_input_lines_name_file_and_line_and_keep_written_rows() {
 
     for (name, line, needle) in [
         ("invalid JSON", "{\"id\": \"b\", \"prompt\": ", "line 2"),
-        ("missing field", r#"{"id": "b", "prompt": "Hi", "chosen": "x"}"#, "rejected"),
-        ("empty response", r#"{"id": "b", "prompt": "Hi", "chosen": "  ", "rejected": "x"}"#, "chosen"),
+        (
+            "missing field",
+            r#"{"id": "b", "prompt": "Hi", "chosen": "x"}"#,
+            "rejected",
+        ),
+        (
+            "empty response",
+            r#"{"id": "b", "prompt": "Hi", "chosen": "  ", "rejected": "x"}"#,
+            "chosen",
+        ),
     ] {
         let input = write(tmp.path(), "bad.jsonl", &format!("{good}\n{line}\n"));
         let o = run(&eval_args(&input, out.to_str().unwrap()));
         assert!(!o.status.success(), "{name}: should fail");
         let err = stderr(&o);
-        assert!(err.contains("bad.jsonl") && err.contains(needle), "{name}: {err}");
-        assert_eq!(std::fs::read_to_string(&out).unwrap(), before, "{name}: output changed");
+        assert!(
+            err.contains("bad.jsonl") && err.contains(needle),
+            "{name}: {err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            before,
+            "{name}: output changed"
+        );
 
-        let o = run(&[eval_args(&input, out.to_str().unwrap()), vec!["--skip-invalid"]].concat());
-        assert!(o.status.success(), "{name} with --skip-invalid: {}", stderr(&o));
+        let o = run(&[
+            eval_args(&input, out.to_str().unwrap()),
+            vec!["--skip-invalid"],
+        ]
+        .concat());
+        assert!(
+            o.status.success(),
+            "{name} with --skip-invalid: {}",
+            stderr(&o)
+        );
         assert!(stderr(&o).contains("skipped"), "{name}: {}", stderr(&o));
     }
 }
@@ -236,15 +303,27 @@ fn long_prompts_are_truncated_and_counted() {
     let input = write(
         tmp.path(),
         "long.jsonl",
-        &format!("{}\n", serde_json::json!({"id": "l", "prompt": long, "chosen": "Yes.", "rejected": "No."})),
+        &format!(
+            "{}\n",
+            serde_json::json!({"id": "l", "prompt": long, "chosen": "Yes.", "rejected": "No."})
+        ),
     );
     let out = tmp.path().join("out.jsonl");
     let o = run(&[
-        "eval", "--input", &input, "--output", out.to_str().unwrap(),
-        "--max-prompt-tokens", "32",
+        "eval",
+        "--input",
+        &input,
+        "--output",
+        out.to_str().unwrap(),
+        "--max-prompt-tokens",
+        "32",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("2 truncated responses"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("2 truncated responses"),
+        "{}",
+        stderr(&o)
+    );
     let row = &jsonl(&out)[0];
     assert_eq!(row["chosen"]["n_prompt_tokens"], 32);
     assert_eq!(row["chosen"]["truncated"], true);
@@ -255,15 +334,33 @@ fn unknown_template_and_missing_model_are_clear_errors() {
     let input = pairs().display().to_string();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("o.jsonl");
-    let o = run(&[eval_args(&input, out.to_str().unwrap()), vec!["--template", "vicuna"]].concat());
+    let o = run(&[
+        eval_args(&input, out.to_str().unwrap()),
+        vec!["--template", "vicuna"],
+    ]
+    .concat());
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("vicuna") && stderr(&o).contains("chatml"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("vicuna") && stderr(&o).contains("chatml"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = cdr(&[
-        "eval", "--input", &input, "--strong", "/nonexistent/model", "--weak", &model("llama_sharded"),
+        "eval",
+        "--input",
+        &input,
+        "--strong",
+        "/nonexistent/model",
+        "--weak",
+        &model("llama_sharded"),
     ]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("/nonexistent/model") && stderr(&o).contains("--strong"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/nonexistent/model") && stderr(&o).contains("--strong"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -287,8 +384,15 @@ fn different_tokenizers_are_refused_unless_allowed() {
     let input = pairs().display().to_string();
     let out = tmp.path().join("o.jsonl");
     let base = vec![
-        "eval".to_string(), "--input".into(), input, "--output".into(), out.display().to_string(),
-        "--strong".into(), model("llama_gqa"), "--weak".into(), weak.display().to_string(),
+        "eval".to_string(),
+        "--input".into(),
+        input,
+        "--output".into(),
+        out.display().to_string(),
+        "--strong".into(),
+        model("llama_gqa"),
+        "--weak".into(),
+        weak.display().to_string(),
     ];
     let refs: Vec<&str> = base.iter().map(String::as_str).collect();
     let o = cdr(&refs);

@@ -40,10 +40,8 @@ pub fn select_pair(
     if rewards.len() < 2 || responses.len() != rewards.len() {
         return Err(NoPair::TooFew);
     }
-    let argbest = (0..rewards.len())
-        .fold(0, |b, i| if rewards[i] > rewards[b] { i } else { b });
-    let argworst = (0..rewards.len())
-        .fold(0, |w, i| if rewards[i] < rewards[w] { i } else { w });
+    let argbest = (0..rewards.len()).fold(0, |b, i| if rewards[i] > rewards[b] { i } else { b });
+    let argworst = (0..rewards.len()).fold(0, |w, i| if rewards[i] < rewards[w] { i } else { w });
     if rewards[argbest] <= rewards[argworst] {
         return Err(NoPair::AllTied);
     }
@@ -85,8 +83,19 @@ mod tests {
 
     #[test]
     fn best_vs_worst() {
-        let s = select_pair("r", &["a", "b", "c"], &[0.5, 2.0, -1.0], PairStrategy::BestWorst);
-        assert_eq!(s, Ok(Selection { chosen: 1, rejected: 2 }));
+        let s = select_pair(
+            "r",
+            &["a", "b", "c"],
+            &[0.5, 2.0, -1.0],
+            PairStrategy::BestWorst,
+        );
+        assert_eq!(
+            s,
+            Ok(Selection {
+                chosen: 1,
+                rejected: 2
+            })
+        );
     }
 
     #[test]
@@ -99,7 +108,10 @@ mod tests {
             select_pair("r", &["same", "same"], &[2.0, 1.0], PairStrategy::BestWorst),
             Err(NoPair::IdenticalTexts)
         );
-        assert_eq!(select_pair("r", &["a"], &[1.0], PairStrategy::BestWorst), Err(NoPair::TooFew));
+        assert_eq!(
+            select_pair("r", &["a"], &[1.0], PairStrategy::BestWorst),
+            Err(NoPair::TooFew)
+        );
     }
 
     #[test]
@@ -109,8 +121,20 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for id in 0..200 {
             let id = format!("row-{id}");
-            let s = select_pair(&id, &responses, &rewards, PairStrategy::BestRandom { seed: 7 }).unwrap();
-            let again = select_pair(&id, &responses, &rewards, PairStrategy::BestRandom { seed: 7 }).unwrap();
+            let s = select_pair(
+                &id,
+                &responses,
+                &rewards,
+                PairStrategy::BestRandom { seed: 7 },
+            )
+            .unwrap();
+            let again = select_pair(
+                &id,
+                &responses,
+                &rewards,
+                PairStrategy::BestRandom { seed: 7 },
+            )
+            .unwrap();
             assert_eq!(s, again);
             assert_eq!(s.chosen, 1);
             assert!(rewards[s.rejected] < 3.0);

@@ -16,7 +16,9 @@ pub enum CoreError {
     #[error("the response renders to no tokens (the template may drop assistant turns)")]
     EmptyResponse,
 
-    #[error("the rendered prompt has no tokens before the response; nothing conditions the first response token")]
+    #[error(
+        "the rendered prompt has no tokens before the response; nothing conditions the first response token"
+    )]
     EmptyPrompt,
 
     #[error(

@@ -44,10 +44,16 @@ impl Accuracy {
     pub fn add(&mut self, subset: Option<&str>, domain: Option<&str>, correct: bool) {
         self.overall.add(correct);
         if let Some(s) = subset {
-            self.by_subset.entry(s.to_string()).or_default().add(correct);
+            self.by_subset
+                .entry(s.to_string())
+                .or_default()
+                .add(correct);
         }
         if let Some(d) = domain {
-            self.by_domain.entry(d.to_string()).or_default().add(correct);
+            self.by_domain
+                .entry(d.to_string())
+                .or_default()
+                .add(correct);
         }
     }
 

@@ -128,7 +128,11 @@ mod tests {
             .map(|(_, n)| *n)
             .unwrap();
         let count = (acc * n).round();
-        if (count / n - acc).abs() <= 0.5e-4 { count / n } else { acc }
+        if (count / n - acc).abs() <= 0.5e-4 {
+            count / n
+        } else {
+            acc
+        }
     }
 
     /// The published per-subset accuracies of METHOD.md and their official section scores.
@@ -172,8 +176,11 @@ mod tests {
 
     #[test]
     fn partial_data_gives_partial_sections_and_no_total() {
-        let acc: BTreeMap<String, f64> =
-            [("hep-go".to_string(), 0.5), ("my-own-subset".to_string(), 1.0)].into();
+        let acc: BTreeMap<String, f64> = [
+            ("hep-go".to_string(), 0.5),
+            ("my-own-subset".to_string(), 1.0),
+        ]
+        .into();
         let scores = rewardbench_scores(&acc).unwrap();
         assert_eq!(scores.sections.len(), 1);
         assert_eq!(scores.sections[0].section, "Reasoning");

@@ -233,10 +233,8 @@ impl<B: Backend> DensityRatio<B> {
         let lengths: Vec<usize> = items.iter().map(Prepared::len).collect();
         let mut out: Vec<Option<ItemScore>> = vec![None; items.len()];
         for batch in plan_batches(&lengths, self.options.max_batch_tokens) {
-            let strong_spans: Vec<ScoreSpan<'_>> = batch
-                .iter()
-                .map(|&i| span(&items[i].strong))
-                .collect();
+            let strong_spans: Vec<ScoreSpan<'_>> =
+                batch.iter().map(|&i| span(&items[i].strong)).collect();
             let weak_spans: Vec<ScoreSpan<'_>> =
                 batch.iter().map(|&i| span(items[i].weak())).collect();
             let strong = self.strong.score_spans(&strong_spans)?;

@@ -54,15 +54,24 @@ fn pair(reduction: Reduction, e: &Expected) -> DensityRatio<Cpu> {
         max_batch_tokens: 1024,
         ..ScoreOptions::default()
     };
-    DensityRatio::load(models.join(&e.strong), models.join(&e.weak), &Default::default(), options).unwrap()
+    DensityRatio::load(
+        models.join(&e.strong),
+        models.join(&e.weak),
+        &Default::default(),
+        options,
+    )
+    .unwrap()
 }
 
 #[test]
 fn rewards_match_the_python_reference() {
     let e = expected();
-    let rows = read_pairwise(root().join("cdr-core/tests/fixtures/pairs.jsonl"), &ReadOptions::default())
-        .unwrap()
-        .rows;
+    let rows = read_pairwise(
+        root().join("cdr-core/tests/fixtures/pairs.jsonl"),
+        &ReadOptions::default(),
+    )
+    .unwrap()
+    .rows;
     assert_eq!(rows.len(), e.rows.len());
     for reduction in [Reduction::Sum, Reduction::Mean] {
         let pair = pair(reduction, &e);
@@ -84,16 +93,29 @@ fn rewards_match_the_python_reference() {
             for (j, side) in [&exp.chosen, &exp.rejected].into_iter().enumerate() {
                 let (p, s) = (&prepared[2 * k + j], &scores[2 * k + j]);
                 assert_eq!(p.strong.ids, side.ids, "{} side {j}: token ids", row.id);
-                assert_eq!(p.strong.response_start, side.response_start, "{} side {j}: boundary", row.id);
+                assert_eq!(
+                    p.strong.response_start, side.response_start,
+                    "{} side {j}: boundary",
+                    row.id
+                );
                 assert_eq!(s.n_response_tokens, side.n_response_tokens);
-                assert_eq!(s.truncated, side.truncated, "{} side {j}: truncation", row.id);
+                assert_eq!(
+                    s.truncated, side.truncated,
+                    "{} side {j}: truncation",
+                    row.id
+                );
                 truncated += usize::from(s.truncated);
                 let want = match reduction {
                     Reduction::Sum => side.reward_sum,
                     Reduction::Mean => side.reward_mean,
                 };
                 let diff = (s.reward - want).abs();
-                assert!(diff <= 1e-3, "{} side {j} ({reduction:?}): {} vs {want}", row.id, s.reward);
+                assert!(
+                    diff <= 1e-3,
+                    "{} side {j} ({reduction:?}): {} vs {want}",
+                    row.id,
+                    s.reward
+                );
                 worst = worst.max(diff);
             }
             if reduction == Reduction::Sum {

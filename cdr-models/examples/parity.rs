@@ -31,12 +31,18 @@ struct Seq {
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let root = PathBuf::from(args.next().unwrap_or_else(|| "cdr-models/tests/fixtures".into()));
+    let root = PathBuf::from(
+        args.next()
+            .unwrap_or_else(|| "cdr-models/tests/fixtures".into()),
+    );
     let mut f32_tol = 1e-4f32;
     let mut dtypes = vec![ComputeDtype::F32, ComputeDtype::BF16];
     let mut only: Option<Vec<String>> = None;
@@ -84,7 +90,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 worst = worst.max(max_diff(&got, &seq.logprobs));
                 alone.push(got);
             }
-            let batch: Vec<&[u32]> = expected.sequences.iter().map(|s| s.ids.as_slice()).collect();
+            let batch: Vec<&[u32]> = expected
+                .sequences
+                .iter()
+                .map(|s| s.ids.as_slice())
+                .collect();
             let padded = model.token_logprobs(&batch)?;
             let pad_diff = alone
                 .iter()

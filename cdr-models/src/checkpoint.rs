@@ -41,7 +41,11 @@ impl ModelDir {
     }
 
     /// Loads the model on `device`, converting weights to `options.dtype` tensor by tensor.
-    pub fn load<B: Backend>(&self, device: &B::Device, options: LoadOptions) -> Result<LlamaForCausalLm<B>> {
+    pub fn load<B: Backend>(
+        &self,
+        device: &B::Device,
+        options: LoadOptions,
+    ) -> Result<LlamaForCausalLm<B>> {
         let config = self.config()?;
         let source = SafetensorsWeights::open_dir(&self.path)?;
         let start = std::time::Instant::now();
@@ -107,7 +111,11 @@ pub fn resolve_model(spec: &str) -> Result<PathBuf> {
 }
 
 fn hub_cache_dir() -> Option<PathBuf> {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     var("HF_HUB_CACHE")
         .or_else(|| var("HF_HOME").map(|h| h.join("hub")))
         .or_else(|| var("HOME").map(|h| h.join(".cache/huggingface/hub")))

@@ -66,7 +66,9 @@ pub struct RopeParameters {
 pub enum RopeScaling {
     None,
     /// Position interpolation: every frequency divided by `factor`.
-    Linear { factor: f64 },
+    Linear {
+        factor: f64,
+    },
     /// Llama 3.1: low frequencies divided by `factor`, high ones kept, a smooth ramp between.
     Llama3 {
         factor: f64,
@@ -329,7 +331,10 @@ mod tests {
 
     #[test]
     fn accepts_nested_and_flat_rope_theta() {
-        let flat = parse(&format!(r#"{{"model_type": "llama", {BASE}, "rope_theta": 5.0}}"#)).unwrap();
+        let flat = parse(&format!(
+            r#"{{"model_type": "llama", {BASE}, "rope_theta": 5.0}}"#
+        ))
+        .unwrap();
         assert_eq!(flat.rope_theta(), 5.0);
         let nested = parse(&format!(
             r#"{{"model_type": "llama", {BASE}, "rope_parameters": {{"rope_type": "default", "rope_theta": 7.0}}}}"#
@@ -364,16 +369,28 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(c.head_dim(), 6);
-        assert!(matches!(c.rope_scaling_kind(), Ok(RopeScaling::Llama3 { .. })));
+        assert!(matches!(
+            c.rope_scaling_kind(),
+            Ok(RopeScaling::Llama3 { .. })
+        ));
     }
 
     #[test]
     fn sliding_window_per_architecture() {
-        let m = parse(&format!(r#"{{"model_type": "mistral", {BASE}, "sliding_window": 4}}"#)).unwrap();
+        let m = parse(&format!(
+            r#"{{"model_type": "mistral", {BASE}, "sliding_window": 4}}"#
+        ))
+        .unwrap();
         assert_eq!(m.sliding_window(), Some(4));
-        let q = parse(&format!(r#"{{"model_type": "qwen2", {BASE}, "sliding_window": 4}}"#)).unwrap();
+        let q = parse(&format!(
+            r#"{{"model_type": "qwen2", {BASE}, "sliding_window": 4}}"#
+        ))
+        .unwrap();
         assert_eq!(q.sliding_window(), None);
-        let n = parse(&format!(r#"{{"model_type": "mistral", {BASE}, "sliding_window": null}}"#)).unwrap();
+        let n = parse(&format!(
+            r#"{{"model_type": "mistral", {BASE}, "sliding_window": null}}"#
+        ))
+        .unwrap();
         assert_eq!(n.sliding_window(), None);
         let d = parse(&format!(r#"{{"model_type": "mistral", {BASE}}}"#)).unwrap();
         assert_eq!(d.sliding_window(), Some(4096));
@@ -381,19 +398,28 @@ mod tests {
 
     #[test]
     fn errors_name_the_problem() {
-        let err = parse(&format!(r#"{{"model_type": "gpt2", {BASE}}}"#)).unwrap_err().to_string();
+        let err = parse(&format!(r#"{{"model_type": "gpt2", {BASE}}}"#))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("gpt2") && err.contains("config.json"), "{err}");
-        let err = parse(r#"{"model_type": "llama", "vocab_size": 10}"#).unwrap_err().to_string();
-        assert!(err.contains("hidden_size") && err.contains("config.json"), "{err}");
+        let err = parse(r#"{"model_type": "llama", "vocab_size": 10}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("hidden_size") && err.contains("config.json"),
+            "{err}"
+        );
         let err = parse(&format!(
             r#"{{"model_type": "llama", {BASE}, "rope_scaling": {{"rope_type": "yarn", "factor": 2.0}}}}"#
         ))
         .unwrap_err()
         .to_string();
         assert!(err.contains("yarn"), "{err}");
-        let err = parse(&format!(r#"{{"model_type": "llama", {BASE}, "num_key_value_heads": 3}}"#))
-            .unwrap_err()
-            .to_string();
+        let err = parse(&format!(
+            r#"{{"model_type": "llama", {BASE}, "num_key_value_heads": 3}}"#
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("num_key_value_heads"), "{err}");
     }
 }

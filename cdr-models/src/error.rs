@@ -16,9 +16,7 @@ pub enum ModelError {
     #[error("invalid model config {path}: {message}")]
     Config { path: PathBuf, message: String },
 
-    #[error(
-        "unsupported model_type `{model_type}` in {path} (supported: llama, mistral, qwen2)"
-    )]
+    #[error("unsupported model_type `{model_type}` in {path} (supported: llama, mistral, qwen2)")]
     UnsupportedModelType { model_type: String, path: PathBuf },
 
     #[error("corrupt or truncated checkpoint {path}: {message}")]
@@ -35,14 +33,18 @@ pub enum ModelError {
         actual: Vec<usize>,
     },
 
-    #[error("tensor `{name}` in {path} has dtype {dtype}, which cdr cannot load (use f32, f16 or bf16)")]
+    #[error(
+        "tensor `{name}` in {path} has dtype {dtype}, which cdr cannot load (use f32, f16 or bf16)"
+    )]
     UnsupportedDtype {
         name: String,
         path: PathBuf,
         dtype: String,
     },
 
-    #[error("no weights found in {path}: expected model.safetensors or model.safetensors.index.json")]
+    #[error(
+        "no weights found in {path}: expected model.safetensors or model.safetensors.index.json"
+    )]
     NoWeights { path: PathBuf },
 
     #[error("cannot load tokenizer {path}: {message}")]

@@ -247,7 +247,12 @@ impl<B: Backend> LlamaForCausalLm<B> {
         let lm_head = if c.tie_word_embeddings() && !w.contains("lm_head.weight") {
             None
         } else {
-            Some(Linear::load(&w.pp("lm_head"), c.hidden_size, c.vocab_size, false)?)
+            Some(Linear::load(
+                &w.pp("lm_head"),
+                c.hidden_size,
+                c.vocab_size,
+                false,
+            )?)
         };
         Ok(Self {
             model: LlamaModel {
@@ -308,7 +313,11 @@ impl<B: Backend> LlamaForCausalLm<B> {
 
 /// HF sliding-window semantics: query `i` sees keys `i - window + 1 ..= i`. Returns `true` for the
 /// keys further back (the causal part is applied by the attention kernel).
-fn sliding_window_mask<B: Backend>(seq: usize, window: usize, device: &B::Device) -> Tensor<B, 4, Bool> {
+fn sliding_window_mask<B: Backend>(
+    seq: usize,
+    window: usize,
+    device: &B::Device,
+) -> Tensor<B, 4, Bool> {
     let mut mask = vec![false; seq * seq];
     for i in 0..seq {
         for j in 0..seq {

@@ -71,7 +71,10 @@ impl<B: Backend> LlamaForCausalLm<B> {
                 targets.push(span.ids[t] as i32);
             }
         }
-        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(padded, [batch.len(), max_len]), &device);
+        let ids = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(padded, [batch.len(), max_len]),
+            &device,
+        );
         let hidden = self.hidden_states(ids);
         let hidden_size = hidden.dims()[2];
         let hidden = hidden.reshape([batch.len() * max_len, hidden_size]);

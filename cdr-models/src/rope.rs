@@ -29,7 +29,11 @@ pub fn inverse_frequencies(config: &Config) -> Vec<f32> {
             high_freq_factor,
             original_max_position_embeddings,
         }) => {
-            let (factor, low, high) = (factor as f32, low_freq_factor as f32, high_freq_factor as f32);
+            let (factor, low, high) = (
+                factor as f32,
+                low_freq_factor as f32,
+                high_freq_factor as f32,
+            );
             let old_len = original_max_position_embeddings as f32;
             let low_freq_wavelen = old_len / low;
             let high_freq_wavelen = old_len / high;
@@ -64,7 +68,13 @@ pub struct RopeTables<B: Backend> {
 
 impl<B: Backend> RopeTables<B> {
     /// Tables for positions `start..start + len`, in the given float dtype.
-    pub fn new(inv_freq: &[f32], start: usize, len: usize, dtype: DType, device: &B::Device) -> Self {
+    pub fn new(
+        inv_freq: &[f32],
+        start: usize,
+        len: usize,
+        dtype: DType,
+        device: &B::Device,
+    ) -> Self {
         let dim = inv_freq.len() * 2;
         let mut cos = Vec::with_capacity(len * dim);
         let mut sin = Vec::with_capacity(len * dim);
@@ -111,14 +121,14 @@ mod tests {
             "rope_theta": 500000.0, "rope_scaling": {"rope_type": "llama3", "factor": 8.0,
             "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 32}}"#;
         let scaled = Config::from_json(json, Path::new("c.json")).unwrap();
-        let plain: Config = Config::from_json(
-            &json.replace("llama3", "default"),
-            Path::new("c.json"),
-        )
-        .unwrap();
+        let plain: Config =
+            Config::from_json(&json.replace("llama3", "default"), Path::new("c.json")).unwrap();
         let (a, b) = (inverse_frequencies(&scaled), inverse_frequencies(&plain));
         assert_eq!(a[0], b[0], "highest frequency is kept");
         let last = a.len() - 1;
-        assert!((a[last] * 8.0 - b[last]).abs() <= 1e-6 * b[last], "lowest is divided by factor");
+        assert!(
+            (a[last] * 8.0 - b[last]).abs() <= 1e-6 * b[last],
+            "lowest is divided by factor"
+        );
     }
 }

@@ -134,7 +134,8 @@ impl SafetensorsWeights {
 
     /// Opens the shards of an index file; every shard it names must exist and hold its tensors.
     pub fn open_index(index_path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(index_path).map_err(|e| ModelError::io(index_path, e))?;
+        let text =
+            std::fs::read_to_string(index_path).map_err(|e| ModelError::io(index_path, e))?;
         let index: Index = serde_json::from_str(&text).map_err(|e| ModelError::Checkpoint {
             path: index_path.to_path_buf(),
             message: e.to_string(),
@@ -191,10 +192,7 @@ impl SafetensorsWeights {
 
     /// Total bytes of tensor data across all files.
     pub fn stored_bytes(&self) -> usize {
-        self.files
-            .iter()
-            .map(|f| f.mmap.len() - f.data_start)
-            .sum()
+        self.files.iter().map(|f| f.mmap.len() - f.data_start).sum()
     }
 }
 
@@ -230,5 +228,4 @@ impl WeightSource for SafetensorsWeights {
             None => Ok(None),
         }
     }
-
 }

@@ -148,13 +148,17 @@ pub fn convert(raw: &RawTensor<'_>, target: ComputeDtype) -> TensorData {
         (S::F32, C::F32) => TensorData::new(run(raw, f32::from_le_bytes), shape),
         (S::F16, C::F32) => TensorData::new(run(raw, |b| f16::from_le_bytes(b).to_f32()), shape),
         (S::BF16, C::F32) => TensorData::new(run(raw, |b| bf16::from_le_bytes(b).to_f32()), shape),
-        (S::F32, C::BF16) => TensorData::new(run(raw, |b| bf16::from_f32(f32::from_le_bytes(b))), shape),
+        (S::F32, C::BF16) => {
+            TensorData::new(run(raw, |b| bf16::from_f32(f32::from_le_bytes(b))), shape)
+        }
         (S::F16, C::BF16) => TensorData::new(
             run(raw, |b| bf16::from_f32(f16::from_le_bytes(b).to_f32())),
             shape,
         ),
         (S::BF16, C::BF16) => TensorData::new(run(raw, bf16::from_le_bytes), shape),
-        (S::F32, C::F16) => TensorData::new(run(raw, |b| f16::from_f32(f32::from_le_bytes(b))), shape),
+        (S::F32, C::F16) => {
+            TensorData::new(run(raw, |b| f16::from_f32(f32::from_le_bytes(b))), shape)
+        }
         (S::F16, C::F16) => TensorData::new(run(raw, f16::from_le_bytes), shape),
         (S::BF16, C::F16) => TensorData::new(
             run(raw, |b| f16::from_f32(bf16::from_le_bytes(b).to_f32())),

@@ -65,7 +65,10 @@ fn write_checkpoint(dir: &std::path::Path, dtype: Dtype) -> usize {
         .map(|((n, s), b)| (n.clone(), TensorView::new(dtype, s.clone(), b).unwrap()))
         .collect();
     safetensors::serialize_to_file(&views, None, &dir.join("model.safetensors")).unwrap();
-    shapes.iter().map(|(_, s)| s.iter().product::<usize>()).sum()
+    shapes
+        .iter()
+        .map(|(_, s)| s.iter().product::<usize>())
+        .sum()
 }
 
 const CASES: [(Dtype, ComputeDtype); 3] = [
@@ -82,19 +85,32 @@ fn peak_rss_while_loading_is_under_1_3x_the_loaded_weights() {
     let exe = std::env::current_exe().unwrap();
     for case in 0..CASES.len() {
         let out = std::process::Command::new(&exe)
-            .args(["measure_one_load", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "measure_one_load",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CASE_VAR, case.to_string())
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "case {case} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "case {case} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let line = stdout
             .lines()
             .find_map(|l| l.find("stored ").map(|i| &l[i..]))
             .unwrap_or_else(|| panic!("case {case} printed no measurement:\n{stdout}"));
         println!("{line}");
         let ratio: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-        assert!(ratio < 1.3, "peak RSS while loading is {ratio:.3}x the loaded weights: {line}");
+        assert!(
+            ratio < 1.3,
+            "peak RSS while loading is {ratio:.3}x the loaded weights: {line}"
+        );
     }
 }
 

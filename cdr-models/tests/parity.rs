@@ -59,7 +59,11 @@ fn padded_batch_equals_one_by_one() {
             .load::<Cpu>(&device, LoadOptions::default())
             .unwrap();
         let expected = expected(name);
-        let seqs: Vec<&[u32]> = expected.sequences.iter().map(|s| s.ids.as_slice()).collect();
+        let seqs: Vec<&[u32]> = expected
+            .sequences
+            .iter()
+            .map(|s| s.ids.as_slice())
+            .collect();
         let batched = model.token_logprobs(&seqs).unwrap();
         let mut worst = 0.0f32;
         for (seq, got) in seqs.iter().zip(&batched) {
@@ -77,7 +81,11 @@ fn spans_score_only_the_requested_tokens() {
         .load::<Cpu>(&Default::default(), LoadOptions::default())
         .unwrap();
     let expected = expected("llama_gqa");
-    let seq = expected.sequences.iter().max_by_key(|s| s.ids.len()).unwrap();
+    let seq = expected
+        .sequences
+        .iter()
+        .max_by_key(|s| s.ids.len())
+        .unwrap();
     let start = seq.ids.len() / 2;
     let got = model
         .score_spans(&[cdr_models::ScoreSpan {
@@ -111,6 +119,9 @@ fn out_of_vocabulary_ids_are_an_error() {
         .load::<Cpu>(&Default::default(), LoadOptions::default())
         .unwrap();
     let vocab = model.config().vocab_size as u32;
-    let err = model.token_logprobs(&[&[1, vocab]]).unwrap_err().to_string();
+    let err = model
+        .token_logprobs(&[&[1, vocab]])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains(&vocab.to_string()), "{err}");
 }

@@ -42,7 +42,11 @@ pub fn find(name: &str) -> Result<&'static Builtin> {
         .find(|b| b.name.eq_ignore_ascii_case(name))
         .ok_or_else(|| PromptError::UnknownTemplate {
             name: name.to_string(),
-            known: BUILTINS.iter().map(|b| b.name).collect::<Vec<_>>().join(", "),
+            known: BUILTINS
+                .iter()
+                .map(|b| b.name)
+                .collect::<Vec<_>>()
+                .join(", "),
         })
 }
 

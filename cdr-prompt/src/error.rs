@@ -21,7 +21,9 @@ pub enum PromptError {
     #[error("cannot read {path}: {message}")]
     Read { path: PathBuf, message: String },
 
-    #[error("{path} has no chat template; pass one by name (--template chatml|llama3|mistral|llama2) or a file")]
+    #[error(
+        "{path} has no chat template; pass one by name (--template chatml|llama3|mistral|llama2) or a file"
+    )]
     NoTemplate { path: PathBuf },
 }
 

@@ -93,10 +93,15 @@ mod tests {
     #[test]
     fn tojson_matches_python_json_dumps() {
         let env = environment();
-        let render = |src: &str| env.render_str(src, minijinja::context! {
+        let render = |src: &str| {
+            env.render_str(src, minijinja::context! {
             x => minijinja::Value::from(minijinja::value::Serde(serde_json::json!({"a": [1, "é<b>"], "b": {}})))
-        });
-        assert_eq!(render("{{ x|tojson }}").unwrap(), r#"{"a": [1, "é<b>"], "b": {}}"#);
+        })
+        };
+        assert_eq!(
+            render("{{ x|tojson }}").unwrap(),
+            r#"{"a": [1, "é<b>"], "b": {}}"#
+        );
         assert_eq!(
             render("{{ x|tojson(indent=2) }}").unwrap(),
             "{\n  \"a\": [\n    1,\n    \"é<b>\"\n  ],\n  \"b\": {}\n}"
@@ -116,7 +121,10 @@ mod tests {
     fn python_string_methods_work() {
         let env = environment();
         let out = env
-            .render_str("{{ ' Hi '.strip() }}|{{ 'a,b'.split(',')|length }}|{{ 'x'.upper() }}", ())
+            .render_str(
+                "{{ ' Hi '.strip() }}|{{ 'a,b'.split(',')|length }}|{{ 'x'.upper() }}",
+                (),
+            )
             .unwrap();
         assert_eq!(out, "Hi|2|X");
     }

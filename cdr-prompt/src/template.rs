@@ -147,7 +147,11 @@ impl ChatTemplate {
 
     /// Renders `messages` (anything serializing to a list of `{role, content}` maps) as
     /// transformers' `apply_chat_template(messages, tokenize=False, add_generation_prompt=...)`.
-    pub fn render<M: Serialize>(&self, messages: &[M], add_generation_prompt: bool) -> Result<String> {
+    pub fn render<M: Serialize>(
+        &self,
+        messages: &[M],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         let template = self
             .env
             .get_template(TEMPLATE_NAME)
@@ -164,7 +168,11 @@ impl ChatTemplate {
 
     /// Renders the prompt (with generation prompt) and the prompt followed by `response` as the
     /// assistant's turn; fails if the second does not extend the first.
-    pub fn render_pair<M: Serialize>(&self, messages: &[M], response: &str) -> Result<RenderedPair> {
+    pub fn render_pair<M: Serialize>(
+        &self,
+        messages: &[M],
+        response: &str,
+    ) -> Result<RenderedPair> {
         let prompt = self.render(messages, true)?;
         let mut with_response: Vec<serde_json::Value> = messages
             .iter()

@@ -6,8 +6,13 @@ fn unknown_template_name_lists_the_builtins() {
     let err = ChatTemplate::builtin("vicuna").unwrap_err();
     assert!(matches!(err, PromptError::UnknownTemplate { .. }));
     let msg = err.to_string();
-    assert!(msg.contains("vicuna") && msg.contains("chatml") && msg.contains("llama3"), "{msg}");
-    let msg = ChatTemplate::resolve("no-such-template", None).unwrap_err().to_string();
+    assert!(
+        msg.contains("vicuna") && msg.contains("chatml") && msg.contains("llama3"),
+        "{msg}"
+    );
+    let msg = ChatTemplate::resolve("no-such-template", None)
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("no-such-template"), "{msg}");
 }
 
@@ -52,6 +57,10 @@ fn reads_the_template_from_a_model_directory() {
     )
     .unwrap();
     let t = ChatTemplate::from_model_dir(dir.path()).unwrap().unwrap();
-    assert_eq!(t.render(&[json!({"role": "user", "content": "hi"})], false).unwrap(), "<s>hi");
+    assert_eq!(
+        t.render(&[json!({"role": "user", "content": "hi"})], false)
+            .unwrap(),
+        "<s>hi"
+    );
     assert_eq!(t.eos_token(), "</s>");
 }

@@ -30,7 +30,10 @@ struct Case {
 }
 
 fn fixture() -> Fixture {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/chat_templates.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/chat_templates.json"
+    );
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap()
 }
@@ -45,8 +48,16 @@ fn renders_byte_identical_to_transformers() {
             let pair = template
                 .render_pair(&case.messages, &case.response)
                 .unwrap_or_else(|e| panic!("{} / {}: {e}", t.name, case.name));
-            assert_eq!(pair.prompt, case.prompt, "{} / {}: prompt", t.name, case.name);
-            assert_eq!(pair.full, case.full, "{} / {}: prompt + response", t.name, case.name);
+            assert_eq!(
+                pair.prompt, case.prompt,
+                "{} / {}: prompt",
+                t.name, case.name
+            );
+            assert_eq!(
+                pair.full, case.full,
+                "{} / {}: prompt + response",
+                t.name, case.name
+            );
             checked += 1;
         }
     }
@@ -59,7 +70,11 @@ fn renders_byte_identical_to_transformers() {
 
 #[test]
 fn builtins_are_the_fixture_sources() {
-    for t in fixture().templates.iter().filter(|t| !t.name.contains("official")) {
+    for t in fixture()
+        .templates
+        .iter()
+        .filter(|t| !t.name.contains("official"))
+    {
         let builtin = ChatTemplate::builtin(&t.name).unwrap();
         assert_eq!(builtin.source(), t.source, "{}", t.name);
         assert_eq!(builtin.eos_token(), t.eos_token, "{}", t.name);
