@@ -15,11 +15,15 @@ Run from anywhere:
 It writes, relative to the repository root,
 
     cdr-models/tests/fixtures/                     deleted and fully rewritten on every run
-    cdr-prompt/tests/fixtures/chat_templates.json  overwritten (nothing else in that folder is touched)
+    cdr-prompt/tests/fixtures/chat_templates.json  overwritten
     cdr-core/tests/fixtures/pairs.jsonl            overwritten
     cdr-core/tests/fixtures/expected_rewards.json  overwritten
+    cdr-prompt/tests/fixtures/customized.json      overwritten
+    cdr-core/tests/fixtures/expected_customized_rewards.json  overwritten
 
-and reads (never writes) the built-in templates cdr-prompt/templates/*.jinja.  Everything is
+and reads (never writes) the built-in templates cdr-prompt/templates/*.jinja, the shipped
+customization config cdr-prompt/customize/default.toml and, when present, the preference sets
+../shared/data/prefsets/*.jsonl (next to the repository; only checked, never copied).  Everything is
 seeded and runs single-threaded on CPU with HF_HUB_OFFLINE=1, so two runs give byte-identical
 files; the output only depends on the installed library versions (recorded in the JSON files).
 The only network access is `npm pack` of two pinned npm packages (see "Chat templates"), run
@@ -128,6 +132,49 @@ n_response_tokens count after truncation; truncated says whether either side was
 that with ChatML the response tokens include the closing "<|im_end|>" and "\n", and that a
 response starting with >= 3 spaces (p05's rejected) merges with the "\n" that ends P into one
 token ("\n   " -> "ĊĠĠĠ") that counts as a response token (asserted to occur at least once).
+
+Customization (docs/customization.md), a standalone Python implementation of the spec:
+load_customization() parses a config with tomllib and validates it strictly (every domain key
+written out, unknown keys rejected); preset_config() applies a preset (none, criteria,
+exemplars, both: the file's texts with every domain's `system` / `use_exemplars` set; paper:
+the file unchanged, whose switches are asserted to be the paper ones); customize() is the apply
+algorithm; draw() is the exemplar hash (checked against FNV-1a and splitmix64 test vectors);
+substitute() replaces placeholders in one left-to-right pass: at a "{", if the text up to the
+next "}" is a listed name, "{name}" is replaced and scanning resumes after the "}", otherwise
+the "{" is copied and scanning resumes at the next character; inserted text is never scanned,
+and "{{" is no escape.  route_field() is the `field` router: a non-null `domain` column
+(case-insensitive; unknown -> error), else the first [[route]] whose `subset` pattern matches
+the whole subset (`*` = any run of characters, the empty one included; everything else literal
+and case-sensitive), else default_domain.  Every row of ../shared/data/prefsets/*.jsonl must
+route as PREFSET_DOMAINS says (hep -> REASONING, xstest -> SAFETY, llmbar and mtbench-human ->
+CHAT); the check is skipped with a note when that folder is absent.
+
+  customized.json  {"config": "cdr-prompt/customize/default.toml", "response": "Sure.",
+               "templates": {name: {"bos_token", "eos_token"}},
+               "cases": [{"preset", "domain", "template", "seed", "id", "messages",
+                          "customized_messages", "exemplar_index" (null without exemplars),
+                          "prompt", "full"}],
+               "draws": [{"seed", "key", "value"}],  value = draw(seed, key), a u64
+               "routes": [{"row": {"id", "subset"?, "domain"?}, "domain"}]}  the field router
+               Cases: every preset x domain (CHAT, SAFETY, REASONING; forced, not routed) x
+               template (built-in chatml and llama3, with BUILTIN_TEMPLATES' bos/eos) x row
+               (CUSTOM_ROWS: "row-a" a single user turn, "row-b" system + user + assistant +
+               user), seed 0; then preset both, SAFETY, chatml, row-a with seeds 1, 2, 3.
+               prompt / full are rendered as in chat_templates.json (full appends "Sure." as the
+               assistant turn).  row-a's query holds "{cue}" and the REASONING exemplar it gets
+               holds "{query}", so a substitution that re-scans inserted text fails.
+  expected_customized_rewards.json  {"strong", "weak", "max_prompt_tokens",
+               "max_response_tokens", "presets": {PRESET: {"rows": [{"id", "subset", "domain",
+               "exemplar_index", "chosen": ITEM, "rejected": ITEM, "correct"}], "accuracy"}}}
+               ITEM = {"reward_sum", "n_prompt_tokens", "n_response_tokens", "truncated"}, by
+               reward_item() on the customized messages of pairs.jsonl (domain from the field
+               router on `subset`, row id = the row's "id"), same pair, template and limits as
+               expected_rewards.json.  PRESET: paper, both and criteria.  A reward is asserted
+               to differ from expected_rewards.json exactly when the scored (truncated) ids do,
+               and some rows to differ under each preset.  With max_prompt_tokens 256 the left
+               truncation removes the whole system turn of every `both` prompt, so `both`
+               equals `paper` on the SAFETY and REASONING rows; `criteria` is the preset whose
+               system text reaches the models.
 """
 
 import os
@@ -1026,6 +1073,452 @@ def build_reward_fixture(tok: Tokenizer) -> dict:
     return expected
 
 
+# --------------------------------------------------------------------------------------
+# Customization (docs/customization.md): a standalone reference implementation of the spec,
+# cdr-prompt/tests/fixtures/customized.json and cdr-core/tests/fixtures/expected_customized_rewards.json
+# --------------------------------------------------------------------------------------
+CUSTOMIZE_CONFIG = REPO / "cdr-prompt" / "customize" / "default.toml"  # read only
+CUSTOMIZED_OUT = REPO / "cdr-prompt" / "tests" / "fixtures" / "customized.json"
+CUSTOMIZED_REWARDS_OUT = CORE_OUT / "expected_customized_rewards.json"
+PREFSETS_DIR = REPO.parent / "shared" / "data" / "prefsets"  # read only, optional
+
+MASK64 = (1 << 64) - 1
+FNV_OFFSET, FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
+
+DOMAIN_KEYS = {"description", "criteria", "system", "system_mode", "use_exemplars", "cue", "exemplars"}
+EXEMPLAR_KEYS = ("user", "good", "bad", "explanation")
+SYSTEM_CHOICES = ("keep", "criteria", "empty")
+SYSTEM_MODES = ("replace", "prepend")
+EXEMPLAR_PLACEHOLDERS = EXEMPLAR_KEYS
+QUERY_PLACEHOLDERS = ("exemplar", "query", "cue")
+
+# preset -> (system, use_exemplars) for every domain; None = the file's own switches.
+PRESETS = {
+    "none": ("keep", False),
+    "criteria": ("criteria", False),
+    "exemplars": ("keep", True),
+    "both": ("criteria", True),
+    "paper": None,
+}
+# The switches the shipped file must have, since `paper` is that file (checked).
+PAPER_SWITCHES = {"CHAT": ("keep", False), "SAFETY": ("empty", True), "REASONING": ("empty", True)}
+
+CUSTOM_DOMAINS = ("CHAT", "SAFETY", "REASONING")
+CUSTOM_RESPONSE = "Sure."
+# Two conversations (before the response).  row-a's query holds "{cue}" and the REASONING
+# exemplar it draws holds "{query}": a non-single-pass substitution (str.replace one placeholder
+# after the other, in either order) rewrites one of them and fails the fixture.
+CUSTOM_ROWS = [
+    ("row-a", [_user("How do I write a literal {cue} in a Python str.format string?")]),
+    ("row-b", [
+        _system("You are a concise assistant."),
+        _user("Pick a number between 1 and 10."),
+        _assistant("I pick 7."),
+        _user("Why that one? Réponds en une phrase."),
+    ]),
+]
+CUSTOM_TEMPLATES = ("chatml", "llama3")  # built-ins, with BUILTIN_TEMPLATES' bos/eos
+CUSTOM_SEEDS = (1, 2, 3)  # extra cases: preset both, domain SAFETY, row-a, chatml
+DRAW_KEYS = [
+    (0, ""), (0, "row-a"), (0, "row-b"), (0, "p01"), (1, "row-a"), (7, "hep-python-17"),
+    (0, "café"), (0, "日本語"), (3, "🦀 crab"), (12345, "xstest-should-refuse/42"),
+    (2**63 - 1, "Ünïcödé ключ"),
+]
+# Routing cases written to customized.json ("routes"): row fields -> the field router's domain.
+ROUTE_CASES = [
+    {"id": "r1", "subset": "hep-python"},
+    {"id": "r2", "subset": "hep-"},  # "*" matches the empty run too
+    {"id": "r3", "subset": "hep"},  # no "-": no match, default domain
+    {"id": "r4", "subset": "math-prm"},
+    {"id": "r5", "subset": "math-prm-extra"},  # exact pattern: no match
+    {"id": "r6", "subset": "xstest-should-respond"},
+    {"id": "r7", "subset": "refusals-dangerous"},
+    {"id": "r8", "subset": "donotanswer"},
+    {"id": "r9", "subset": "llmbar-adver-GPTInst"},
+    {"id": "r10", "subset": "mtbench-human"},
+    {"id": "r11", "subset": "mt-bench-hard"},
+    {"id": "r12", "subset": "alpacaeval-length"},
+    {"id": "r13", "subset": "Hep-python"},  # patterns are case-sensitive
+    {"id": "r14", "subset": "unknown-subset"},
+    {"id": "r15"},  # neither subset nor domain
+    {"id": "r16", "subset": "hep-python", "domain": "safety"},  # the domain column wins, any case
+    {"id": "r17", "domain": "Reasoning"},
+    {"id": "r18", "subset": "xstest-should-refuse", "domain": "CHAT"},
+]
+# Which domain every row of a prefsets file must get from the field router.
+PREFSET_DOMAINS = {"hep": "REASONING", "xstest": "SAFETY", "llmbar": "CHAT", "mtbench-human": "CHAT"}
+
+
+def fnv1a64(seed: int, key: str) -> int:
+    h = FNV_OFFSET ^ seed
+    for b in key.encode("utf-8"):
+        h = ((h ^ b) * FNV_PRIME) & MASK64
+    return h
+
+
+def splitmix64_finalize(h: int) -> int:
+    z = (h + 0x9E3779B97F4A7C15) & MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def draw(seed: int, key: str) -> int:
+    """docs/customization.md's draw(seed, key): FNV-1a over the UTF-8 bytes, splitmix64 finalizer."""
+    assert 0 <= seed <= MASK64, seed
+    return splitmix64_finalize(fnv1a64(seed, key))
+
+
+def check_draw() -> None:
+    # FNV-1a 64 test vectors (seed 0 = the plain hash) and splitmix64's first output from state 0.
+    assert fnv1a64(0, "") == 0xCBF29CE484222325
+    assert fnv1a64(0, "a") == 0xAF63DC4C8601EC8C
+    assert fnv1a64(0, "foobar") == 0x85944171F73967E8
+    assert splitmix64_finalize(0) == 0xE220A8397B1DCDAF
+    assert draw(FNV_OFFSET, "") == 0xE220A8397B1DCDAF  # h = offset XOR seed = 0
+
+
+def substitute(template: str, values: dict) -> str:
+    """One left-to-right pass: at each position, "{name}" with name in values is replaced by
+    values[name] and scanning resumes after its "}"; every other character (any other brace
+    included) is copied.  Inserted text is never scanned again."""
+    out = []
+    i = 0
+    while i < len(template):
+        if template[i] == "{":
+            j = template.find("}", i + 1)
+            if j != -1 and template[i + 1:j] in values:
+                out.append(values[template[i + 1:j]])
+                i = j + 1
+                continue
+        out.append(template[i])
+        i += 1
+    return "".join(out)
+
+
+def check_substitute() -> None:
+    v = {"a": "{b}", "b": "B"}
+    assert substitute("{a}{b}", v) == "{b}B"  # not re-scanned
+    assert substitute("{{a}}", v) == "{{b}}"  # "{{" is no escape: "{" then "{a}" then "}"
+    assert substitute("{c} {a", v) == "{c} {a"  # unknown name / unclosed: literal
+    assert substitute("{ a}", v) == "{ a}"
+    assert substitute("é{b}é{b}", v) == "éBéB"
+
+
+def load_customization(path: Path) -> dict:
+    """Parse and validate a customization file (strict: unknown keys are errors)."""
+    import tomllib
+
+    with open(path, "rb") as f:
+        cfg = tomllib.load(f)
+    top = {"seed", "default_domain", "exemplar_template", "query_template", "route", "router", "domains"}
+    assert set(cfg) <= top, set(cfg) - top
+    assert isinstance(cfg["seed"], int) and not isinstance(cfg["seed"], bool) and cfg["seed"] >= 0
+    for k in ("default_domain", "exemplar_template", "query_template"):
+        assert isinstance(cfg[k], str), k
+    domains = cfg["domains"]
+    assert isinstance(domains, dict) and domains
+    for name, d in domains.items():
+        assert name.isascii() and name.isupper() and name.replace("_", "").isalnum() and name[0].isalpha(), name
+        assert set(d) <= DOMAIN_KEYS, (name, set(d) - DOMAIN_KEYS)
+        assert isinstance(d["description"], str) and "\n" not in d["description"], name
+        assert isinstance(d["criteria"], str), name
+        assert d["system"] in SYSTEM_CHOICES and d["system_mode"] in SYSTEM_MODES, name
+        assert isinstance(d["use_exemplars"], bool) and isinstance(d["cue"], str), name
+        d.setdefault("exemplars", [])
+        for e in d["exemplars"]:
+            assert set(e) == set(EXEMPLAR_KEYS) and all(isinstance(e[k], str) for k in EXEMPLAR_KEYS), (name, e)
+        assert not d["use_exemplars"] or d["exemplars"], f"{name}: use_exemplars without exemplars"
+    assert cfg["default_domain"] in domains
+    cfg.setdefault("route", [])
+    for r in cfg["route"]:
+        assert set(r) == {"subset", "domain"} and isinstance(r["subset"], str), r
+        assert r["domain"] in domains, r
+    assert set(cfg["router"]) == {"prompt"} and isinstance(cfg["router"]["prompt"], str)
+    return cfg
+
+
+def preset_config(cfg: dict, preset: str) -> dict:
+    """The file's texts with the preset's switches (docs/customization.md, "Presets")."""
+    out = copy.deepcopy(cfg)
+    switches = PRESETS[preset]
+    if switches is not None:
+        for d in out["domains"].values():
+            d["system"], d["use_exemplars"] = switches
+            assert not d["use_exemplars"] or d["exemplars"]
+    return out
+
+
+def customize(cfg: dict, domain: str, messages: list, row_id: str):
+    """The apply algorithm: (customized messages, exemplar index or None)."""
+    if domain not in cfg["domains"]:
+        raise ValueError(f"unknown domain {domain!r}")
+    d = cfg["domains"][domain]
+    msgs = copy.deepcopy(messages)
+    if d["system"] != "keep":
+        text = d["criteria"] if d["system"] == "criteria" else ""
+        if msgs and msgs[0]["role"] == "system":
+            if d["system_mode"] == "replace":
+                msgs[0]["content"] = text
+            elif text:  # prepend; an empty text leaves the turn as it is
+                msgs[0]["content"] = text + "\n\n" + msgs[0]["content"]
+        else:
+            msgs.insert(0, _system(text))
+    k = None
+    if d["use_exemplars"]:
+        k = draw(cfg["seed"], row_id) % len(d["exemplars"])
+        block = substitute(cfg["exemplar_template"], {n: d["exemplars"][k][n] for n in EXEMPLAR_PLACEHOLDERS})
+        users = [i for i, m in enumerate(msgs) if m["role"] == "user"]
+        if not users:
+            raise ValueError("no user turn to attach the exemplar to")
+        last = msgs[users[-1]]
+        last["content"] = substitute(
+            cfg["query_template"], {"exemplar": block, "query": last["content"], "cue": d["cue"]}
+        )
+    return msgs, k
+
+
+def glob_match(pattern: str, text: str) -> bool:
+    """`*` matches any run of characters (the empty one too); everything else is literal and
+    case-sensitive; the whole subset must match."""
+    parts = pattern.split("*")
+    if len(parts) == 1:
+        return text == pattern
+    if not (text.startswith(parts[0]) and len(text) >= len(parts[0]) + len(parts[-1])):
+        return False
+    if not text.endswith(parts[-1]):
+        return False
+    pos, end = len(parts[0]), len(text) - len(parts[-1])
+    for mid in parts[1:-1]:  # leftmost placement of each middle part is optimal
+        j = text.find(mid, pos, end)
+        if j < 0:
+            return False
+        pos = j + len(mid)
+    return True
+
+
+def check_glob() -> None:
+    import re
+
+    pats = ["hep-*", "*", "a*b*c", "**x", "x*", "*x*", "ab", "a*a", ""]
+    texts = ["", "a", "ab", "abc", "aXbYc", "hep-", "hep-python", "x", "axa", "aa", "a*a", "acb"]
+    for p in pats:
+        rx = re.compile("".join(".*" if c == "*" else re.escape(c) for c in p), re.DOTALL)
+        for t in texts:
+            assert glob_match(p, t) == bool(rx.fullmatch(t)), (p, t)
+
+
+def route_field(cfg: dict, row: dict) -> str:
+    """The `field` router: domain column (case-insensitive), else [[route]] on subset, else default."""
+    if row.get("domain") is not None:
+        want = str(row["domain"]).upper()
+        for name in cfg["domains"]:
+            if name.upper() == want:
+                return name
+        raise ValueError(f"row {row.get('id')!r}: domain {row['domain']!r} is not configured")
+    subset = row.get("subset")
+    if subset is not None:
+        for r in cfg["route"]:
+            if glob_match(r["subset"], subset):
+                return r["domain"]
+    return cfg["default_domain"]
+
+
+def check_prefset_routes(cfg: dict) -> None:
+    """Every row of ../shared/data/prefsets/*.jsonl lands in the domain its file calls for."""
+    if not PREFSETS_DIR.is_dir():
+        print(f"  customization: {PREFSETS_DIR} is absent; prefsets routing check skipped")
+        return
+    files = sorted(PREFSETS_DIR.glob("*.jsonl"))
+    for path in files:
+        want = PREFSET_DOMAINS.get(path.stem)
+        counts = {}
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                got = route_field(cfg, row)
+                assert want is None or got == want, (path.name, row.get("id"), row.get("subset"), got)
+                counts[got] = counts.get(got, 0) + 1
+        note = "" if want is not None else " (no expectation for this file)"
+        print(f"  customization: prefsets/{path.name} routes to {counts}{note}")
+    missing = set(PREFSET_DOMAINS) - {p.stem for p in files}
+    if missing:
+        print(f"  customization: prefsets files not found: {sorted(missing)}")
+
+
+def check_default_config(cfg: dict) -> None:
+    assert list(cfg["domains"]) == list(CUSTOM_DOMAINS), list(cfg["domains"])
+    assert cfg["seed"] == 0 and cfg["default_domain"] == "CHAT"
+    assert cfg["exemplar_template"] == "User: {user}\nGood Assistant: {good}\nBad Assistant: {bad}\nExplanation: {explanation}"
+    assert cfg["query_template"] == "{exemplar}\n\nUser: {query}\n{cue}"
+    for name, d in cfg["domains"].items():
+        assert (d["system"], d["use_exemplars"]) == PAPER_SWITCHES[name], name
+        assert d["system_mode"] == "replace" and d["cue"] == "Good Assistant:", name
+        assert len(d["exemplars"]) == 4 and d["criteria"] and d["description"], name
+    prompt = cfg["router"]["prompt"]
+    assert "{domains}" in prompt and "{conversation}" in prompt
+
+
+def build_customized_fixture(tok: Tokenizer, cfg: dict) -> dict:
+    bos_eos = {name: (bos, eos) for name, bos, eos in BUILTIN_TEMPLATES}
+    hfs = {t: template_tokenizer(tok, *bos_eos[t]) for t in CUSTOM_TEMPLATES}
+
+    def case(preset, domain, template, row_id, messages, seed=None):
+        c = preset_config(cfg, preset)
+        if seed is not None:
+            c["seed"] = seed
+        customized, k = customize(c, domain, messages, row_id)
+        prompt, full = render(hfs[template], customized, CUSTOM_RESPONSE, builtin_template(template))
+        assert full.startswith(prompt)
+        return {"preset": preset, "domain": domain, "template": template, "seed": c["seed"], "id": row_id,
+                "messages": messages, "customized_messages": customized, "exemplar_index": k,
+                "prompt": prompt, "full": full}
+
+    cases = []
+    for preset in PRESETS:
+        for domain in CUSTOM_DOMAINS:
+            for template in CUSTOM_TEMPLATES:
+                for row_id, messages in CUSTOM_ROWS:
+                    cases.append(case(preset, domain, template, row_id, messages))
+    row_id, messages = CUSTOM_ROWS[0]
+    for seed in CUSTOM_SEEDS:
+        cases.append(case("both", "SAFETY", "chatml", row_id, messages, seed=seed))
+
+    # What the cases exercise.
+    by = {(c["preset"], c["domain"], c["template"], c["id"], c["seed"]): c for c in cases}
+    for c in cases:
+        if c["preset"] == "none":
+            assert c["customized_messages"] == c["messages"] and c["exemplar_index"] is None
+        if c["exemplar_index"] is not None:
+            last = [m for m in c["customized_messages"] if m["role"] == "user"][-1]["content"]
+            query = [m for m in c["messages"] if m["role"] == "user"][-1]["content"]
+            assert last.endswith("\n\nUser: " + query + "\nGood Assistant:"), last
+    a = by[("both", "REASONING", "chatml", "row-a", 0)]["customized_messages"][-1]["content"]
+    assert "{query}" in a and "{cue}" in a, "single-pass substitution is not exercised"
+    paper_b = by[("paper", "SAFETY", "chatml", "row-b", 0)]["customized_messages"]
+    assert paper_b[0] == _system("") and len(paper_b) == len(CUSTOM_ROWS[1][1])  # replaced, not inserted
+    paper_a = by[("paper", "SAFETY", "chatml", "row-a", 0)]["customized_messages"]
+    assert paper_a[0] == _system("") and len(paper_a) == 2  # inserted
+    seed_ks = [by[("both", "SAFETY", "chatml", "row-a", s)]["exemplar_index"] for s in (0, *CUSTOM_SEEDS)]
+    assert len(set(seed_ks)) > 1, seed_ks
+
+    routes = []
+    for row in ROUTE_CASES:
+        routes.append({"row": row, "domain": route_field(cfg, row)})
+    want = ["REASONING", "REASONING", "CHAT", "REASONING", "CHAT", "SAFETY", "SAFETY", "SAFETY", "CHAT",
+            "CHAT", "CHAT", "CHAT", "CHAT", "CHAT", "CHAT", "SAFETY", "REASONING", "CHAT"]
+    assert [r["domain"] for r in routes] == want, [r["domain"] for r in routes]
+    for bad in ({"id": "x", "domain": "FINANCE"}, {"id": "y", "subset": "hep-python", "domain": ""}):
+        try:
+            route_field(cfg, bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(f"{bad} should be rejected")
+
+    fixture = {
+        "config": str(CUSTOMIZE_CONFIG.relative_to(REPO)),
+        "response": CUSTOM_RESPONSE,
+        "templates": {t: {"bos_token": bos_eos[t][0], "eos_token": bos_eos[t][1]} for t in CUSTOM_TEMPLATES},
+        "cases": cases,
+        "draws": [{"seed": s, "key": k, "value": draw(s, k)} for s, k in DRAW_KEYS],
+        "routes": routes,
+    }
+    with open(CUSTOMIZED_OUT, "w", encoding="utf-8") as f:
+        json.dump(fixture, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    ks = {(c["domain"], c["id"], c["seed"]): c["exemplar_index"] for c in cases if c["exemplar_index"] is not None}
+    print(f"  customization: {len(cases)} cases, exemplar indices {sorted(ks.items())}")
+    return fixture
+
+
+# paper and both (asked for), plus criteria: with max_prompt_tokens 256 the left truncation cuts
+# the criteria system turn (220-310 tokens) entirely out of every `both` prompt (its exemplar
+# block is longer), so only `criteria` shows that the criteria text reaches the models.
+CUSTOM_REWARD_PRESETS = ("paper", "both", "criteria")
+CUSTOM_ITEM_KEYS = ("reward_sum", "n_prompt_tokens", "n_response_tokens", "truncated")
+
+
+def build_customized_reward_fixture(tok: Tokenizer, cfg: dict, plain: dict) -> dict:
+    """Rewards of pairs.jsonl under presets paper and both, routed by the field router."""
+    strong_tok = AutoTokenizer.from_pretrained(OUT / STRONG)
+    strong = load_reference(LlamaForCausalLM, OUT / STRONG)
+    weak = load_reference(LlamaForCausalLM, OUT / WEAK)
+    plain_rows = {r["id"]: r for r in plain["rows"]}
+    with open(CORE_OUT / "pairs.jsonl", encoding="utf-8") as f:
+        pairs = [json.loads(line) for line in f]
+    assert [p["id"] for p in pairs] == [p[0] for p in PAIRS]
+    route_want = {"alpacaeval-easy": "CHAT", "mt-bench-med": "CHAT", "hep-python": "REASONING",
+                  "xstest-should-refuse": "SAFETY"}
+
+    presets = {}
+    for preset in CUSTOM_REWARD_PRESETS:
+        c = preset_config(cfg, preset)
+        rows, changed = [], []
+        for pair in pairs:
+            domain = route_field(c, pair)
+            assert domain == route_want[pair["subset"]], (pair["id"], domain)
+            messages, k = customize(c, domain, as_messages(pair["prompt"]), pair["id"])
+            row = {"id": pair["id"], "subset": pair["subset"], "domain": domain, "exemplar_index": k}
+            old = plain_rows[pair["id"]]
+            differs = False
+            for side in ("chosen", "rejected"):
+                item = reward_item(strong_tok, strong, weak, messages, pair[side])
+                assert tok.encode(item["_full_text"]).ids == item["_full_ids"], (preset, pair["id"], side)
+                assert math.isfinite(item["reward_sum"])
+                row[side] = {key: item[key] for key in CUSTOM_ITEM_KEYS}
+                # The reward changes exactly when the scored ids change: an unchanged conversation
+                # scores as before, and a change can only vanish by being truncated away (the
+                # left truncation to max_prompt_tokens drops the system turn of a long prompt).
+                same_ids = item["ids"] == old[side]["ids"]
+                assert same_ids == (item["reward_sum"] == old[side]["reward_sum"]), (preset, pair["id"], side)
+                assert same_ids or messages != as_messages(pair["prompt"]), (preset, pair["id"], side)
+                differs |= not same_ids
+            row["correct"] = row["chosen"]["reward_sum"] > row["rejected"]["reward_sum"]
+            if pair["chosen"] == pair["rejected"]:
+                assert row["chosen"] == row["rejected"] and row["correct"] is False
+            if differs:
+                changed.append(pair["id"])
+            rows.append(row)
+        accuracy = sum(r["correct"] for r in rows) / len(rows)
+        presets[preset] = {"rows": rows, "accuracy": accuracy}
+        n_trunc = sum(r[s]["truncated"] for r in rows for s in ("chosen", "rejected"))
+        print(f"  customized rewards ({preset}): {len(changed)} of {len(rows)} rows changed {changed}, "
+              f"accuracy {accuracy:.4f} (plain {plain['accuracy']:.4f}), {n_trunc} items truncated")
+        assert changed, f"preset {preset} changes no reward"
+    assert all((r["exemplar_index"] is None) == (r["domain"] == "CHAT") for r in presets["paper"]["rows"])
+    assert all(r["exemplar_index"] is not None for r in presets["both"]["rows"])
+    assert all(r["exemplar_index"] is None for r in presets["criteria"]["rows"])
+    same = [a["id"] for a, b in zip(presets["paper"]["rows"], presets["both"]["rows"])
+            if (a["chosen"], a["rejected"]) == (b["chosen"], b["rejected"])]
+    print(f"  customized rewards: paper and both agree on {same} (the system turn is truncated away)")
+
+    expected = {
+        "strong": STRONG,
+        "weak": WEAK,
+        "max_prompt_tokens": MAX_PROMPT_TOKENS,
+        "max_response_tokens": MAX_RESPONSE_TOKENS,
+        "presets": presets,
+    }
+    with open(CUSTOMIZED_REWARDS_OUT, "w", encoding="utf-8") as f:
+        json.dump(expected, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    return expected
+
+
+def build_customization_fixtures(tok: Tokenizer, plain_rewards: dict) -> None:
+    check_draw()
+    check_substitute()
+    check_glob()
+    cfg = load_customization(CUSTOMIZE_CONFIG)
+    check_default_config(cfg)
+    check_prefset_routes(cfg)
+    build_customized_fixture(tok, cfg)
+    build_customized_reward_fixture(tok, cfg, plain_rewards)
+
+
 def main() -> None:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
@@ -1050,11 +1543,13 @@ def main() -> None:
 
     print(f"all log-probs in [{min(all_lp):.3f}, {max(all_lp):.3f}], -log(vocab) = {-math.log(VOCAB_SIZE):.3f}")
     build_template_fixture(tok)
-    build_reward_fixture(tok)
+    plain_rewards = build_reward_fixture(tok)
+    build_customization_fixtures(tok, plain_rewards)
     print(f"transformers {transformers.__version__}, torch {torch.__version__}")
     total = 0
     written = [f for f in sorted(OUT.rglob("*")) if f.is_file()]
     written += [TEMPLATES_OUT, CORE_OUT / "pairs.jsonl", CORE_OUT / "expected_rewards.json"]
+    written += [CUSTOMIZED_OUT, CUSTOMIZED_REWARDS_OUT]
     for f in written:
         size = f.stat().st_size
         total += size

@@ -29,6 +29,72 @@ pub enum Command {
     Eval(EvalArgs),
     /// Turn best-of-N rows into DPO/SimPO preference pairs (best vs worst, or best vs random).
     Annotate(AnnotateArgs),
+    /// Assign each row a customization domain; with --gold-field, report routing accuracy.
+    Route(RouteArgs),
+    /// Print the shipped customization config (criteria, exemplars, routes), to copy and edit.
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RouterKind {
+    /// The row's `domain` column, else its `subset` mapped by the config's routes.
+    Field,
+    /// A router model scores each domain name after a classification prompt.
+    Likelihood,
+    /// A router model generates the label between [START] and [END] (needs generation).
+    Llm,
+}
+
+/// Prompt customization and domain routing.
+#[derive(Debug, Clone, Args)]
+pub struct CustomizeArgs {
+    /// Customize prompts per domain: a preset (none, criteria, exemplars, both, paper) or a TOML
+    /// config (see `cdr config --example`). Off when absent.
+    #[arg(long)]
+    pub customize: Option<String>,
+
+    /// How each row's domain is found.
+    #[arg(long, value_enum, default_value = "field")]
+    pub router: RouterKind,
+
+    /// Router model for --router likelihood|llm (default: the strong model).
+    #[arg(long)]
+    pub router_model: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Print the commented default config.
+    #[arg(long)]
+    pub example: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RouteArgs {
+    #[command(flatten)]
+    pub io: IoArgs,
+    #[command(flatten)]
+    pub customize: CustomizeArgs,
+    /// Router model for --router likelihood (required there unless --strong is given).
+    #[arg(long)]
+    pub strong: Option<String>,
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceKind,
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Chat template of the router model (default: its own).
+    #[arg(long)]
+    pub template: Option<String>,
+    #[arg(long, default_value_t = 8192)]
+    pub max_batch_tokens: usize,
+    /// Where to write `{id, subset, domain}` rows (.jsonl or .parquet).
+    #[arg(long, short)]
+    pub output: Option<std::path::PathBuf>,
+    /// A column with the true domain: prints accuracy and a confusion matrix.
+    #[arg(long)]
+    pub gold_field: Option<String>,
+    #[arg(skip)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -146,6 +212,8 @@ pub struct IoArgs {
 pub struct ScoreArgs {
     #[command(flatten)]
     pub models: ModelArgs,
+    #[command(flatten)]
+    pub customize: CustomizeArgs,
     /// Set from the global `--quiet`.
     #[arg(skip)]
     pub quiet: bool,
@@ -160,6 +228,8 @@ pub struct ScoreArgs {
 pub struct EvalArgs {
     #[command(flatten)]
     pub models: ModelArgs,
+    #[command(flatten)]
+    pub customize: CustomizeArgs,
     /// Set from the global `--quiet`.
     #[arg(skip)]
     pub quiet: bool,
@@ -177,6 +247,8 @@ pub struct EvalArgs {
 pub struct AnnotateArgs {
     #[command(flatten)]
     pub models: ModelArgs,
+    #[command(flatten)]
+    pub customize: CustomizeArgs,
     /// Set from the global `--quiet`.
     #[arg(skip)]
     pub quiet: bool,

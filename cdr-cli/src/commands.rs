@@ -13,11 +13,14 @@ use cdr_data::{
 };
 
 use crate::backend::BackendJob;
-use crate::cli::{AnnotateArgs, EvalArgs, PairStrategyArg, ScoreArgs};
-use crate::job::{load_pair, read_options, score_rows, summary, write_options};
+use crate::cli::{AnnotateArgs, EvalArgs, PairStrategyArg, RouteArgs, RouterKind, ScoreArgs};
+use std::collections::{HashMap, HashSet};
+
+use crate::job::{load_pair_and_route, read_options, score_rows, summary, write_options};
 use crate::progress::Progress;
 use crate::records::{PairScore, ResponsesScore};
 use crate::report::{EvalReport, markdown};
+use crate::routing::{self, RowInfo};
 
 fn report_skipped<T>(outcome: &ReadOutcome<T>) {
     for s in &outcome.skipped {
@@ -32,11 +35,11 @@ fn pair_items(r: &PairwiseRow) -> Vec<Item> {
     ]
 }
 
-fn pair_score(r: &PairwiseRow, s: &[ItemScore]) -> PairScore {
+fn pair_score(r: &PairwiseRow, s: &[ItemScore], domain: Option<String>) -> PairScore {
     PairScore {
         id: r.id.clone(),
         subset: r.subset.clone(),
-        domain: r.domain.clone(),
+        domain,
         reward_chosen: s[0].reward,
         reward_rejected: s[1].reward,
         margin: s[0].reward - s[1].reward,
@@ -59,11 +62,32 @@ impl BackendJob for ScoreArgs {
         report_skipped(&outcome);
         let mut writer = RecordWriter::open(&self.output, &write_options(&self.io))?;
         let done = writer.ids().clone();
-        let pair = load_pair::<B>(&self.models, &device)?;
+        let infos: Vec<RowInfo<'_>> = outcome
+            .rows
+            .iter()
+            .filter(|r| !done.contains(r.id()))
+            .map(|r| RowInfo {
+                id: r.id(),
+                prompt: r.prompt(),
+                domain: r.domain(),
+                subset: r.subset(),
+            })
+            .collect();
+        let (pair, domains) = load_pair_and_route::<B>(
+            &self.models,
+            &self.customize,
+            &infos,
+            &device,
+            &self.io.input,
+            self.quiet,
+        )?;
         let mut progress = Progress::new(todo(&outcome.rows, &done, Row::id), "score", self.quiet);
-        let items = |r: &Row| match r {
-            Row::Pairwise(p) => pair_items(p),
-            Row::BestOfN(b) => bon_items(b),
+        let items = |r: &Row| {
+            let items = match r {
+                Row::Pairwise(p) => pair_items(p),
+                Row::BestOfN(b) => bon_items(b),
+            };
+            in_row(items, r.id(), domains.as_ref())
         };
         let stats = score_rows(
             &pair,
@@ -76,12 +100,13 @@ impl BackendJob for ScoreArgs {
             &self.io.input,
             &mut progress,
             |r, s| {
+                let domain = routed(domains.as_ref(), r.id(), r.domain());
                 match r {
-                    Row::Pairwise(p) => writer.write(&pair_score(p, s))?,
+                    Row::Pairwise(p) => writer.write(&pair_score(p, s, domain))?,
                     Row::BestOfN(b) => writer.write(&ResponsesScore {
                         id: b.id.clone(),
                         subset: b.subset.clone(),
-                        domain: b.domain.clone(),
+                        domain,
                         rewards: s.iter().map(|x| x.reward).collect(),
                         scores: s.to_vec(),
                     })?,
@@ -106,21 +131,29 @@ impl BackendJob for EvalArgs {
             None => None,
         };
         let done = writer.as_ref().map(|w| w.ids().clone()).unwrap_or_default();
-        let pair = load_pair::<B>(&self.models, &device)?;
+        let infos = pairwise_infos(&outcome.rows, &done);
+        let (pair, domains) = load_pair_and_route::<B>(
+            &self.models,
+            &self.customize,
+            &infos,
+            &device,
+            &self.io.input,
+            self.quiet,
+        )?;
         let mut progress = Progress::new(todo(&outcome.rows, &done, |r| &r.id), "eval", self.quiet);
         let mut scored: Vec<PairScore> = Vec::new();
         let stats = score_rows(
             &pair,
             &outcome.rows,
             |r| &r.id,
-            pair_items,
+            |r| in_row(pair_items(r), &r.id, domains.as_ref()),
             &done,
             self.io.skip_invalid,
             self.io.chunk_rows,
             &self.io.input,
             &mut progress,
             |r, s| {
-                let record = pair_score(r, s);
+                let record = pair_score(r, s, routed(domains.as_ref(), &r.id, r.domain.as_deref()));
                 if let Some(w) = writer.as_mut() {
                     w.write(&record)?;
                 }
@@ -184,7 +217,25 @@ impl BackendJob for AnnotateArgs {
         report_skipped(&outcome);
         let mut writer = RecordWriter::open(&self.output, &write_options(&self.io))?;
         let done = writer.ids().clone();
-        let pair = load_pair::<B>(&self.models, &device)?;
+        let infos: Vec<RowInfo<'_>> = outcome
+            .rows
+            .iter()
+            .filter(|r| !done.contains(&r.id))
+            .map(|r| RowInfo {
+                id: &r.id,
+                prompt: &r.prompt,
+                domain: r.domain.as_deref(),
+                subset: r.subset.as_deref(),
+            })
+            .collect();
+        let (pair, domains) = load_pair_and_route::<B>(
+            &self.models,
+            &self.customize,
+            &infos,
+            &device,
+            &self.io.input,
+            self.quiet,
+        )?;
         let strategy = match self.pair_strategy {
             PairStrategyArg::BestWorst => PairStrategy::BestWorst,
             PairStrategyArg::BestRandom => PairStrategy::BestRandom { seed: self.seed },
@@ -199,7 +250,7 @@ impl BackendJob for AnnotateArgs {
             &pair,
             &outcome.rows,
             |r| &r.id,
-            bon_items,
+            |r| in_row(bon_items(r), &r.id, domains.as_ref()),
             &done,
             self.io.skip_invalid,
             self.io.chunk_rows,
@@ -221,8 +272,8 @@ impl BackendJob for AnnotateArgs {
                         if let Some(subset) = &r.subset {
                             pair = pair.with_extra("subset", subset.as_str());
                         }
-                        if let Some(domain) = &r.domain {
-                            pair = pair.with_extra("domain", domain.as_str());
+                        if let Some(domain) = routed(domains.as_ref(), &r.id, r.domain.as_deref()) {
+                            pair = pair.with_extra("domain", domain);
                         }
                         writer.write(&pair)?;
                     }
@@ -247,6 +298,39 @@ impl BackendJob for AnnotateArgs {
     }
 }
 
+/// Tags items with their row id and routed domain (what customization needs).
+fn in_row(items: Vec<Item>, id: &str, domains: Option<&HashMap<String, String>>) -> Vec<Item> {
+    let domain = domains.and_then(|d| d.get(id)).cloned();
+    items
+        .into_iter()
+        .map(|i| i.in_row(id, domain.clone()))
+        .collect()
+}
+
+/// The routed domain when customizing, else the row's own `domain` field.
+fn routed(
+    domains: Option<&HashMap<String, String>>,
+    id: &str,
+    own: Option<&str>,
+) -> Option<String> {
+    match domains {
+        Some(d) => d.get(id).cloned(),
+        None => own.map(str::to_string),
+    }
+}
+
+fn pairwise_infos<'a>(rows: &'a [PairwiseRow], done: &HashSet<String>) -> Vec<RowInfo<'a>> {
+    rows.iter()
+        .filter(|r| !done.contains(&r.id))
+        .map(|r| RowInfo {
+            id: &r.id,
+            prompt: &r.prompt,
+            domain: r.domain.as_deref(),
+            subset: r.subset.as_deref(),
+        })
+        .collect()
+}
+
 fn todo<R>(rows: &[R], done: &std::collections::HashSet<String>, id: impl Fn(&R) -> &str) -> usize {
     rows.iter().filter(|r| !done.contains(id(r))).count()
 }
@@ -254,4 +338,162 @@ fn todo<R>(rows: &[R], done: &std::collections::HashSet<String>, id: impl Fn(&R)
 fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;
     std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+}
+
+#[derive(serde::Serialize)]
+struct RoutedRow<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subset: Option<&'a str>,
+    domain: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gold: Option<String>,
+}
+
+impl BackendJob for RouteArgs {
+    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
+        let outcome = read_rows(&self.io.input, &read_options(&self.io))?;
+        report_skipped(&outcome);
+        let custom = match routing::customization(&self.customize)? {
+            Some(c) => c,
+            None => cdr_core::Customization::default_config()?,
+        };
+        let infos: Vec<RowInfo<'_>> = outcome
+            .rows
+            .iter()
+            .map(|r| RowInfo {
+                id: r.id(),
+                prompt: r.prompt(),
+                domain: r.domain(),
+                subset: r.subset(),
+            })
+            .collect();
+        let router = if self.customize.router == RouterKind::Likelihood {
+            let model = self
+                .customize
+                .router_model
+                .as_deref()
+                .or(self.strong.as_deref());
+            Some(routing::likelihood_router::<B>(
+                model,
+                None,
+                self.template.as_deref(),
+                &device,
+                self.dtype
+                    .parse()
+                    .map_err(anyhow::Error::msg)
+                    .context("--dtype")?,
+                self.max_batch_tokens,
+            )?)
+        } else {
+            None
+        };
+        let domains = routing::route(
+            &custom,
+            self.customize.router,
+            &infos,
+            router.as_ref(),
+            &self.io.input,
+            self.quiet,
+        )?;
+        let gold = |r: &Row| -> Option<String> {
+            let field = self.gold_field.as_deref()?;
+            let label = if field == self.io.domain_field {
+                r.domain().map(str::to_string)
+            } else {
+                r.extra()
+                    .get(field)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            }?;
+            Some(
+                custom
+                    .canonical_domain(&label)
+                    .unwrap_or(&label)
+                    .to_string(),
+            )
+        };
+
+        let mut writer = match &self.output {
+            Some(path) => Some(RecordWriter::open(
+                path,
+                &cdr_data::WriteOptions {
+                    fresh: true,
+                    ..Default::default()
+                },
+            )?),
+            None => None,
+        };
+        // subset -> domain -> count, and gold -> predicted -> count.
+        let mut by_subset: std::collections::BTreeMap<
+            String,
+            std::collections::BTreeMap<String, usize>,
+        > = Default::default();
+        let mut confusion: std::collections::BTreeMap<
+            String,
+            std::collections::BTreeMap<String, usize>,
+        > = Default::default();
+        let (mut correct, mut with_gold) = (0usize, 0usize);
+        for r in &outcome.rows {
+            let domain = domains.get(r.id()).map(String::as_str).unwrap_or("?");
+            let g = gold(r);
+            *by_subset
+                .entry(r.subset().unwrap_or("(none)").to_string())
+                .or_default()
+                .entry(domain.to_string())
+                .or_default() += 1;
+            if let Some(g) = &g {
+                with_gold += 1;
+                correct += usize::from(g == domain);
+                *confusion
+                    .entry(g.clone())
+                    .or_default()
+                    .entry(domain.to_string())
+                    .or_default() += 1;
+            }
+            if let Some(w) = writer.as_mut() {
+                w.write(&RoutedRow {
+                    id: r.id(),
+                    subset: r.subset(),
+                    domain,
+                    gold: g,
+                })?;
+            }
+        }
+        if let Some(w) = writer {
+            w.finish()?;
+        }
+        let names: Vec<&str> = custom.domain_names().collect();
+        println!("| subset | rows | {} |", names.join(" | "));
+        println!("|---|---:|{}", "---:|".repeat(names.len()));
+        for (subset, counts) in &by_subset {
+            let total: usize = counts.values().sum();
+            let cells: Vec<String> = names
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{:.1}%",
+                        100.0 * *counts.get(*d).unwrap_or(&0) as f64 / total as f64
+                    )
+                })
+                .collect();
+            println!("| {subset} | {total} | {} |", cells.join(" | "));
+        }
+        if with_gold > 0 {
+            println!(
+                "\nrouting accuracy: {:.2}% ({correct} of {with_gold} rows with a gold domain)\n",
+                100.0 * correct as f64 / with_gold as f64
+            );
+            println!("| gold \\ routed | {} |", names.join(" | "));
+            println!("|---|{}", "---:|".repeat(names.len()));
+            for (g, row) in &confusion {
+                let cells: Vec<String> = names
+                    .iter()
+                    .map(|d| row.get(*d).unwrap_or(&0).to_string())
+                    .collect();
+                println!("| {g} | {} |", cells.join(" | "));
+            }
+        }
+        Ok(())
+    }
 }

@@ -9,8 +9,11 @@ use cdr_core::{DensityRatio, Item, ItemScore, Limits, Reduction, ScoreOptions, T
 use cdr_data::{Fields, ReadOptions, WriteOptions};
 use tracing::warn;
 
-use crate::cli::{IoArgs, ModelArgs, ReductionArg};
+use std::collections::HashMap;
+
+use crate::cli::{CustomizeArgs, IoArgs, ModelArgs, ReductionArg, RouterKind};
 use crate::progress::Progress;
+use crate::routing::{self, RowInfo};
 
 pub fn read_options(io: &IoArgs) -> ReadOptions {
     ReadOptions {
@@ -34,6 +37,39 @@ pub fn write_options(io: &IoArgs) -> WriteOptions {
         fresh: io.fresh,
         ..WriteOptions::default()
     }
+}
+
+/// Row id -> routed domain.
+pub type Domains = HashMap<String, String>;
+
+/// Loads the pair with `--customize` applied, and routes the rows: the returned map gives each
+/// row id its domain when customization is on (`None` otherwise).
+pub fn load_pair_and_route<B: Backend>(
+    m: &ModelArgs,
+    c: &CustomizeArgs,
+    rows: &[RowInfo<'_>],
+    device: &B::Device,
+    input: &Path,
+    quiet: bool,
+) -> anyhow::Result<(DensityRatio<B>, Option<Domains>)> {
+    let pair = load_pair::<B>(m, device)?;
+    let Some(custom) = routing::customization(c)? else {
+        return Ok((pair, None));
+    };
+    let router = if c.router == RouterKind::Likelihood {
+        Some(routing::likelihood_router::<B>(
+            c.router_model.as_deref(),
+            Some((pair.strong(), pair.template())),
+            None,
+            device,
+            pair.options().dtype,
+            m.max_batch_tokens,
+        )?)
+    } else {
+        None
+    };
+    let domains = routing::route(&custom, c.router, rows, router.as_ref(), input, quiet)?;
+    Ok((pair.with_customization(custom), Some(domains)))
 }
 
 pub fn load_pair<B: Backend>(m: &ModelArgs, device: &B::Device) -> anyhow::Result<DensityRatio<B>> {

@@ -7,6 +7,7 @@ mod job;
 mod progress;
 mod records;
 mod report;
+mod routing;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -39,6 +40,18 @@ fn main() -> std::process::ExitCode {
         Command::Annotate(mut args) => {
             args.quiet = cli.quiet;
             dispatch(args.models.device, args)
+        }
+        Command::Route(mut args) => {
+            args.quiet = cli.quiet;
+            dispatch(args.device, args)
+        }
+        Command::Config(args) => {
+            if args.example {
+                print!("{}", cdr_prompt::customize::DEFAULT_CONFIG);
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("nothing to do: pass --example"))
+            }
         }
     };
     match result {

@@ -1,5 +1,6 @@
 //! Best-of-N preference pairs from scored candidates.
 
+use cdr_prompt::draw;
 use serde::{Deserialize, Serialize};
 
 /// Which rejected response goes with the best one.
@@ -61,20 +62,6 @@ pub fn select_pair(
         chosen: argbest,
         rejected,
     })
-}
-
-/// A stable pseudo-random number from a seed and a row id (FNV-1a, then splitmix64), identical
-/// across platforms and versions so a run repeats.
-pub fn draw(seed: u64, id: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
-    for b in id.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    let mut z = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -10,6 +10,9 @@ pub enum CoreError {
     #[error(transparent)]
     Data(#[from] cdr_data::DataError),
 
+    #[error(transparent)]
+    Customize(#[from] cdr_prompt::CustomizeError),
+
     #[error("tokenizer failed on the rendered text: {0}")]
     Tokenize(String),
 

@@ -30,11 +30,16 @@ pub mod error;
 pub mod eval;
 pub mod reward;
 pub mod rewardbench;
+pub mod router;
 pub mod scorer;
 
 pub use cdr_data::Message;
 pub use cdr_models::{ComputeDtype, backend};
+pub use cdr_prompt::{ChatTemplate, Customization};
 pub use encode::Limits;
 pub use error::{CoreError, Result};
 pub use reward::Reduction;
-pub use scorer::{DensityRatio, Item, ItemScore, Prepared, ScoreOptions, TokenizerPolicy};
+pub use router::LikelihoodRouter;
+pub use scorer::{
+    DensityRatio, Item, ItemScore, ModelScorer, Prepared, ScoreOptions, TokenizerPolicy,
+};

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use cdr_data::Message;
 use cdr_models::{ComputeDtype, LlamaForCausalLm, LoadOptions, ModelDir, ScoreSpan, Tokenizer};
-use cdr_prompt::ChatTemplate;
+use cdr_prompt::{ChatTemplate, Customization};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
@@ -58,6 +58,12 @@ pub struct Item {
     /// The conversation before the response.
     pub messages: Vec<Message>,
     pub response: String,
+    /// The row the item belongs to; picks the customization exemplar (same for all its items).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The query's domain for customization; `None` means the config's default domain.
+    #[serde(default)]
+    pub domain: Option<String>,
 }
 
 impl Item {
@@ -65,7 +71,16 @@ impl Item {
         Self {
             messages,
             response: response.into(),
+            id: None,
+            domain: None,
         }
+    }
+
+    /// Sets the row id and domain used by customization.
+    pub fn in_row(mut self, id: impl Into<String>, domain: Option<String>) -> Self {
+        self.id = Some(id.into());
+        self.domain = domain;
+        self
     }
 }
 
@@ -106,13 +121,50 @@ pub struct ItemScore {
     pub truncated: bool,
 }
 
+/// One model with its tokenizer: sums of response-token log-probs of encoded sequences.
+#[derive(Clone)]
+pub struct ModelScorer<B: Backend> {
+    pub model: LlamaForCausalLm<B>,
+    pub tokenizer: Tokenizer,
+}
+
+impl<B: Backend> ModelScorer<B> {
+    /// Loads a model directory.
+    pub fn load(dir: &Path, device: &B::Device, dtype: ComputeDtype) -> Result<Self> {
+        let dir = ModelDir::new(dir);
+        Ok(Self {
+            tokenizer: dir.tokenizer()?,
+            model: dir.load(device, LoadOptions { dtype })?,
+        })
+    }
+
+    /// Per-token log-probs of each sequence's response part, batched under `max_batch_tokens`;
+    /// `progress(items, tokens)` after each batch. Results are in input order.
+    pub fn response_logprobs(
+        &self,
+        items: &[&Encoded],
+        max_batch_tokens: usize,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<Vec<f32>>> {
+        let lengths: Vec<usize> = items.iter().map(|e| e.ids.len()).collect();
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); items.len()];
+        for batch in plan_batches(&lengths, max_batch_tokens) {
+            let spans: Vec<ScoreSpan<'_>> = batch.iter().map(|&i| span(items[i])).collect();
+            for (&i, lp) in batch.iter().zip(self.model.score_spans(&spans)?) {
+                out[i] = lp;
+            }
+            progress(batch.len(), batch.iter().map(|&i| lengths[i]).sum());
+        }
+        Ok(out)
+    }
+}
+
 /// A loaded strong/weak pair: the customized density-ratio reward model.
 pub struct DensityRatio<B: Backend> {
-    strong: LlamaForCausalLm<B>,
-    weak: LlamaForCausalLm<B>,
-    strong_tokenizer: Tokenizer,
-    weak_tokenizer: Tokenizer,
+    strong: ModelScorer<B>,
+    weak: ModelScorer<B>,
     template: ChatTemplate,
+    customization: Option<Customization>,
     options: ScoreOptions,
 }
 
@@ -134,24 +186,21 @@ impl<B: Backend> DensityRatio<B> {
                 }
             })?,
         };
-        let load = LoadOptions {
-            dtype: options.dtype,
-        };
-        let (sdir, wdir) = (ModelDir::new(strong), ModelDir::new(weak));
         let pair = Self {
-            strong_tokenizer: sdir.tokenizer()?,
-            weak_tokenizer: wdir.tokenizer()?,
-            strong: sdir.load(device, load)?,
-            weak: wdir.load(device, load)?,
+            strong: ModelScorer::load(strong, device, options.dtype)?,
+            weak: ModelScorer::load(weak, device, options.dtype)?,
             template,
+            customization: None,
             options,
         };
-        if pair.strong.config().vocab_size != pair.weak.config().vocab_size
-            && pair.options.tokenizer_policy == TokenizerPolicy::Identical
-        {
+        let (sv, wv) = (
+            pair.strong.model.config().vocab_size,
+            pair.weak.model.config().vocab_size,
+        );
+        if sv != wv && pair.options.tokenizer_policy == TokenizerPolicy::Identical {
             warn!(
-                strong = pair.strong.config().vocab_size,
-                weak = pair.weak.config().vocab_size,
+                strong = sv,
+                weak = wv,
                 "strong and weak vocabulary sizes differ; every scored text is checked for identical ids"
             );
         }
@@ -161,19 +210,33 @@ impl<B: Backend> DensityRatio<B> {
 
     /// Builds a pair from already loaded parts.
     pub fn from_parts(
-        strong: (LlamaForCausalLm<B>, Tokenizer),
-        weak: (LlamaForCausalLm<B>, Tokenizer),
+        strong: ModelScorer<B>,
+        weak: ModelScorer<B>,
         template: ChatTemplate,
         options: ScoreOptions,
     ) -> Self {
         Self {
-            strong: strong.0,
-            strong_tokenizer: strong.1,
-            weak: weak.0,
-            weak_tokenizer: weak.1,
+            strong,
+            weak,
             template,
+            customization: None,
             options,
         }
+    }
+
+    /// Customizes every prompt before rendering (docs/customization.md).
+    pub fn with_customization(mut self, customization: Customization) -> Self {
+        self.customization = Some(customization);
+        self
+    }
+
+    pub fn customization(&self) -> Option<&Customization> {
+        self.customization.as_ref()
+    }
+
+    /// The strong model and its tokenizer (e.g. to serve as a router model).
+    pub fn strong(&self) -> &ModelScorer<B> {
+        &self.strong
     }
 
     pub fn options(&self) -> &ScoreOptions {
@@ -190,10 +253,19 @@ impl<B: Backend> DensityRatio<B> {
         if item.response.trim().is_empty() {
             return Err(CoreError::Invalid("the response is empty".into()));
         }
-        let rendered = self.template.render_pair(&item.messages, &item.response)?;
+        let customized;
+        let messages = match &self.customization {
+            Some(c) => {
+                let domain = item.domain.as_deref().unwrap_or(&c.default_domain);
+                customized = c.apply(&item.messages, domain, item.id.as_deref().unwrap_or(""))?;
+                &customized.messages
+            }
+            None => &item.messages,
+        };
+        let rendered = self.template.render_pair(messages, &item.response)?;
         let limits = self.options.limits;
-        let strong = encode(&self.strong_tokenizer, &rendered, limits)?;
-        let weak = encode(&self.weak_tokenizer, &rendered, limits)?;
+        let strong = encode(&self.strong.tokenizer, &rendered, limits)?;
+        let weak = encode(&self.weak.tokenizer, &rendered, limits)?;
         if strong == weak {
             return Ok(Prepared { strong, weak: None });
         }
@@ -230,35 +302,27 @@ impl<B: Backend> DensityRatio<B> {
         items: &[Prepared],
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Vec<ItemScore>> {
-        let lengths: Vec<usize> = items.iter().map(Prepared::len).collect();
-        let mut out: Vec<Option<ItemScore>> = vec![None; items.len()];
-        for batch in plan_batches(&lengths, self.options.max_batch_tokens) {
-            let strong_spans: Vec<ScoreSpan<'_>> =
-                batch.iter().map(|&i| span(&items[i].strong)).collect();
-            let weak_spans: Vec<ScoreSpan<'_>> =
-                batch.iter().map(|&i| span(items[i].weak())).collect();
-            let strong = self.strong.score_spans(&strong_spans)?;
-            let weak = self.weak.score_spans(&weak_spans)?;
-            for ((&i, s), w) in batch.iter().zip(&strong).zip(&weak) {
-                let enc = &items[i].strong;
+        let max = self.options.max_batch_tokens;
+        let strong_in: Vec<&Encoded> = items.iter().map(|p| &p.strong).collect();
+        let weak_in: Vec<&Encoded> = items.iter().map(Prepared::weak).collect();
+        let strong = self.strong.response_logprobs(&strong_in, max, progress)?;
+        let weak = self.weak.response_logprobs(&weak_in, max, progress)?;
+        Ok(items
+            .iter()
+            .zip(strong.iter().zip(&weak))
+            .map(|(p, (s, w))| {
+                let enc = &p.strong;
                 let (s, w) = (sum_logprobs(s), sum_logprobs(w));
-                out[i] = Some(ItemScore {
+                ItemScore {
                     reward: density_ratio(s, w, enc.n_response_tokens(), self.options.reduction),
                     strong_logprob: s,
                     weak_logprob: w,
                     n_response_tokens: enc.n_response_tokens(),
                     n_prompt_tokens: enc.n_prompt_tokens(),
-                    truncated: enc.truncated || items[i].weak().truncated,
-                });
-            }
-            progress(
-                batch.len(),
-                batch.iter().map(|&i| lengths[i]).sum::<usize>(),
-            );
-        }
-        out.into_iter()
-            .map(|s| s.ok_or_else(|| CoreError::Invalid("an item was not scored".into())))
-            .collect()
+                    truncated: enc.truncated || p.weak().truncated,
+                }
+            })
+            .collect())
     }
 
     /// Prepares and scores `items`; the first item that cannot be prepared fails the call.

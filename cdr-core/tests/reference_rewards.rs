@@ -130,3 +130,119 @@ fn rewards_match_the_python_reference() {
         assert!(truncated > 0, "the fixture exercises truncation");
     }
 }
+
+#[derive(Deserialize)]
+struct CustomExpected {
+    presets: std::collections::BTreeMap<String, CustomPreset>,
+}
+
+#[derive(Deserialize)]
+struct CustomPreset {
+    rows: Vec<CustomRow>,
+    accuracy: f64,
+}
+
+#[derive(Deserialize)]
+struct CustomRow {
+    id: String,
+    domain: String,
+    chosen: CustomSide,
+    rejected: CustomSide,
+    correct: bool,
+}
+
+#[derive(Deserialize)]
+struct CustomSide {
+    reward_sum: f64,
+    n_prompt_tokens: usize,
+    n_response_tokens: usize,
+}
+
+#[test]
+fn customized_rewards_match_the_python_reference_and_reach_the_models() {
+    let e = expected();
+    let custom: CustomExpected = serde_json::from_str(
+        &std::fs::read_to_string(
+            root().join("cdr-core/tests/fixtures/expected_customized_rewards.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let rows = read_pairwise(
+        root().join("cdr-core/tests/fixtures/pairs.jsonl"),
+        &ReadOptions::default(),
+    )
+    .unwrap()
+    .rows;
+    let plain_items: Vec<Item> = rows
+        .iter()
+        .flat_map(|r| {
+            [
+                Item::new(r.prompt.clone(), r.chosen.clone()),
+                Item::new(r.prompt.clone(), r.rejected.clone()),
+            ]
+        })
+        .collect();
+    let plain: Vec<f64> = pair(Reduction::Sum, &e)
+        .score(&plain_items)
+        .unwrap()
+        .iter()
+        .map(|s| s.reward)
+        .collect();
+    assert!(custom.presets.len() >= 2);
+    for (preset, want) in &custom.presets {
+        let config = cdr_prompt::Customization::preset(preset).unwrap();
+        let pair = pair(Reduction::Sum, &e).with_customization(config.clone());
+        let mut items = Vec::new();
+        for r in &rows {
+            let domain = config
+                .route_by_field(r.domain.as_deref(), r.subset.as_deref())
+                .unwrap();
+            let exp = want.rows.iter().find(|x| x.id == r.id).unwrap();
+            assert_eq!(domain, exp.domain, "{preset} {}: routed domain", r.id);
+            for response in [&r.chosen, &r.rejected] {
+                items.push(
+                    Item::new(r.prompt.clone(), response.clone())
+                        .in_row(&r.id, Some(domain.clone())),
+                );
+            }
+        }
+        let scores = pair.score(&items).unwrap();
+        let (mut worst, mut changed, mut correct) = (0.0f64, 0, 0);
+        for (k, exp) in want.rows.iter().enumerate() {
+            for (j, side) in [&exp.chosen, &exp.rejected].into_iter().enumerate() {
+                let s = &scores[2 * k + j];
+                assert_eq!(
+                    s.n_prompt_tokens, side.n_prompt_tokens,
+                    "{preset} {} side {j}",
+                    exp.id
+                );
+                assert_eq!(
+                    s.n_response_tokens, side.n_response_tokens,
+                    "{preset} {} side {j}",
+                    exp.id
+                );
+                let diff = (s.reward - side.reward_sum).abs();
+                assert!(
+                    diff <= 1e-3,
+                    "{preset} {} side {j}: {} vs {}",
+                    exp.id,
+                    s.reward,
+                    side.reward_sum
+                );
+                worst = worst.max(diff);
+                changed += usize::from(s.reward != plain[2 * k + j]);
+            }
+            let ok = scores[2 * k].reward > scores[2 * k + 1].reward;
+            assert_eq!(ok, exp.correct, "{preset} {}: decision", exp.id);
+            correct += usize::from(ok);
+        }
+        let accuracy = correct as f64 / want.rows.len() as f64;
+        assert!((accuracy - want.accuracy).abs() < 1e-12);
+        println!(
+            "preset {preset}: max |reward - python| = {worst:.3e}, {changed} of {} rewards changed by customization, accuracy {accuracy:.4}",
+            2 * want.rows.len()
+        );
+        assert!(changed > 0, "preset {preset} must reach the models");
+    }
+}

@@ -6,6 +6,9 @@
 //! prompt and the same prompt followed by a response, which is how the scorer finds where the
 //! response starts.
 //!
+//! [`Customization`] tailors a conversation to its domain before rendering: a criteria system turn
+//! and an in-context preference exemplar, from a TOML config or a preset (docs/customization.md).
+//!
 //! ```
 //! use cdr_prompt::ChatTemplate;
 //! use serde_json::json;
@@ -19,12 +22,16 @@
 //! ```
 
 mod builtin;
+pub mod customize;
+mod draw;
 pub mod error;
 mod jinja;
 pub mod template;
 pub mod tokenizer_config;
 
 pub use builtin::names as builtin_names;
+pub use customize::{Customization, CustomizeError, Customized, PRESETS};
+pub use draw::draw;
 pub use error::{PromptError, Result};
 pub use template::{ChatTemplate, RenderedPair};
 pub use tokenizer_config::TokenizerConfig;

@@ -33,9 +33,36 @@ struct Shape {
 }
 
 const SHAPES: &[Shape] = &[
-    Shape { name: "tiny", vocab: 8192, hidden: 256, inter: 704, layers: 4, heads: 4, kv_heads: 2, tied: false },
-    Shape { name: "smollm2-135m", vocab: 49152, hidden: 576, inter: 1536, layers: 30, heads: 9, kv_heads: 3, tied: true },
-    Shape { name: "qwen2.5-0.5b", vocab: 151936, hidden: 896, inter: 4864, layers: 24, heads: 14, kv_heads: 2, tied: true },
+    Shape {
+        name: "tiny",
+        vocab: 8192,
+        hidden: 256,
+        inter: 704,
+        layers: 4,
+        heads: 4,
+        kv_heads: 2,
+        tied: false,
+    },
+    Shape {
+        name: "smollm2-135m",
+        vocab: 49152,
+        hidden: 576,
+        inter: 1536,
+        layers: 30,
+        heads: 9,
+        kv_heads: 3,
+        tied: true,
+    },
+    Shape {
+        name: "qwen2.5-0.5b",
+        vocab: 151936,
+        hidden: 896,
+        inter: 4864,
+        layers: 24,
+        heads: 14,
+        kv_heads: 2,
+        tied: true,
+    },
 ];
 
 impl Shape {
@@ -43,7 +70,11 @@ impl Shape {
         let hd = self.hidden / self.heads;
         let attn = self.hidden * hd * (2 * self.heads + 2 * self.kv_heads);
         let mlp = 3 * self.hidden * self.inter;
-        let head = if self.tied { 0 } else { self.vocab * self.hidden };
+        let head = if self.tied {
+            0
+        } else {
+            self.vocab * self.hidden
+        };
         self.vocab * self.hidden + head + self.layers * (attn + mlp)
     }
 }
@@ -73,10 +104,22 @@ fn checkpoint(shape: &Shape) -> std::io::Result<PathBuf> {
     }
     for l in 0..shape.layers {
         let p = format!("model.layers.{l}");
-        tensors.push((format!("{p}.self_attn.q_proj.weight"), vec![shape.heads * hd, h]));
-        tensors.push((format!("{p}.self_attn.k_proj.weight"), vec![shape.kv_heads * hd, h]));
-        tensors.push((format!("{p}.self_attn.v_proj.weight"), vec![shape.kv_heads * hd, h]));
-        tensors.push((format!("{p}.self_attn.o_proj.weight"), vec![h, shape.heads * hd]));
+        tensors.push((
+            format!("{p}.self_attn.q_proj.weight"),
+            vec![shape.heads * hd, h],
+        ));
+        tensors.push((
+            format!("{p}.self_attn.k_proj.weight"),
+            vec![shape.kv_heads * hd, h],
+        ));
+        tensors.push((
+            format!("{p}.self_attn.v_proj.weight"),
+            vec![shape.kv_heads * hd, h],
+        ));
+        tensors.push((
+            format!("{p}.self_attn.o_proj.weight"),
+            vec![h, shape.heads * hd],
+        ));
         tensors.push((format!("{p}.mlp.gate_proj.weight"), vec![i, h]));
         tensors.push((format!("{p}.mlp.up_proj.weight"), vec![i, h]));
         tensors.push((format!("{p}.mlp.down_proj.weight"), vec![h, i]));
@@ -130,7 +173,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--dtype" => dtype = args.next().ok_or("--dtype needs a value")?.parse()?,
             "--iters" => iters = args.next().ok_or("--iters needs a value")?.parse()?,
             w => {
-                let (b, s) = w.split_once('x').ok_or(format!("workload {w}: use BATCHxSEQ"))?;
+                let (b, s) = w
+                    .split_once('x')
+                    .ok_or(format!("workload {w}: use BATCHxSEQ"))?;
                 workloads.push((b.parse::<usize>()?, s.parse::<usize>()?));
             }
         }
@@ -154,7 +199,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|_| {
                 (0..seq)
                     .map(|_| {
-                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        state = state
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
                         ((state >> 33) % shape.vocab as u64) as u32
                     })
                     .collect()
@@ -163,7 +210,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Score the second half of each sequence, as a response after a prompt.
         let spans: Vec<ScoreSpan<'_>> = seqs
             .iter()
-            .map(|ids| ScoreSpan { ids, start: seq / 2 })
+            .map(|ids| ScoreSpan {
+                ids,
+                start: seq / 2,
+            })
             .collect();
         model.score_spans(&spans)?; // warm-up (and kernel compilation on GPU backends)
         let start = Instant::now();

@@ -1,0 +1,119 @@
+//! Customization and domain routing for the scoring commands and `cdr route`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use cdr_core::backend::Backend;
+use cdr_core::{ChatTemplate, Customization, LikelihoodRouter, Limits, ModelScorer};
+use cdr_data::Message;
+
+use crate::cli::{CustomizeArgs, RouterKind};
+use crate::progress::Progress;
+
+/// What routing needs of a row.
+pub struct RowInfo<'a> {
+    pub id: &'a str,
+    pub prompt: &'a [Message],
+    pub domain: Option<&'a str>,
+    pub subset: Option<&'a str>,
+}
+
+/// The customization named by `--customize`, if any.
+pub fn customization(args: &CustomizeArgs) -> anyhow::Result<Option<Customization>> {
+    args.customize
+        .as_deref()
+        .map(|spec| Customization::resolve(spec).context("--customize"))
+        .transpose()
+}
+
+/// A likelihood router on `model` (a directory or hub id) or, when `None`, on `fallback`.
+pub fn likelihood_router<B: Backend>(
+    model: Option<&str>,
+    fallback: Option<(&ModelScorer<B>, &ChatTemplate)>,
+    template: Option<&str>,
+    device: &B::Device,
+    dtype: cdr_core::ComputeDtype,
+    max_batch_tokens: usize,
+) -> anyhow::Result<LikelihoodRouter<B>> {
+    let limits = Limits {
+        max_prompt_tokens: 4096,
+        max_response_tokens: 64,
+    };
+    if let Some(spec) = model {
+        let dir = cdr_models::resolve_model(spec).context("--router-model")?;
+        let scorer = ModelScorer::load(&dir, device, dtype)?;
+        let template = match template {
+            Some(t) => ChatTemplate::resolve(t, Some(&dir))?,
+            None => ChatTemplate::from_model_dir(&dir)?.ok_or_else(|| {
+                anyhow::anyhow!("{} has no chat template; pass --template", dir.display())
+            })?,
+        };
+        return Ok(LikelihoodRouter::new(
+            scorer,
+            template,
+            limits,
+            max_batch_tokens,
+        ));
+    }
+    match fallback {
+        Some((scorer, template)) => {
+            let template = ChatTemplate::new(
+                template.name(),
+                template.source(),
+                template.bos_token(),
+                template.eos_token(),
+            )?;
+            Ok(LikelihoodRouter::new(
+                scorer.clone(),
+                template,
+                limits,
+                max_batch_tokens,
+            ))
+        }
+        None => bail!("--router likelihood needs a router model (--router-model or --strong)"),
+    }
+}
+
+/// Each row's domain, by `kind`. `router` is required for `likelihood`.
+pub fn route<B: Backend>(
+    c: &Customization,
+    kind: RouterKind,
+    rows: &[RowInfo<'_>],
+    router: Option<&LikelihoodRouter<B>>,
+    input: &Path,
+    quiet: bool,
+) -> anyhow::Result<HashMap<String, String>> {
+    match kind {
+        RouterKind::Field => rows
+            .iter()
+            .map(|r| {
+                c.route_by_field(r.domain, r.subset)
+                    .map(|d| (r.id.to_string(), d))
+                    .with_context(|| format!("{}: row `{}`", input.display(), r.id))
+            })
+            .collect(),
+        RouterKind::Likelihood => {
+            let Some(router) = router else {
+                bail!("--router likelihood needs a router model");
+            };
+            let mut progress = Progress::new(rows.len(), "route", quiet);
+            let convos: Vec<&[Message]> = rows.iter().map(|r| r.prompt).collect();
+            let n_domains = c.domain_names().count().max(1);
+            let routed = router.route(c, &convos, &mut |items, tokens| {
+                progress.tokens(tokens);
+                progress.rows(items / n_domains);
+            })?;
+            progress.finish();
+            Ok(rows
+                .iter()
+                .zip(routed)
+                .map(|(r, (d, _))| (r.id.to_string(), d))
+                .collect())
+        }
+        RouterKind::Llm => bail!(
+            "--router llm generates the label with the router model, and cdr cannot generate text \
+             yet (the generation work is still open); use --router field or --router likelihood"
+        ),
+    }
+}

@@ -1,0 +1,66 @@
+//! Domain routers: which customization a query gets.
+
+use cdr_data::Message;
+use cdr_prompt::{ChatTemplate, Customization};
+
+use crate::encode::{Encoded, Limits, encode};
+use crate::error::Result;
+use crate::reward::sum_logprobs;
+use crate::scorer::ModelScorer;
+use cdr_models::backend::Backend;
+
+/// Routes by asking a model: the classification prompt as a user turn, each domain name scored
+/// as the assistant's answer; the most likely name wins (ties go to the earlier domain). No
+/// generation is needed, and any causal LM that loads can serve.
+pub struct LikelihoodRouter<B: Backend> {
+    scorer: ModelScorer<B>,
+    template: ChatTemplate,
+    limits: Limits,
+    max_batch_tokens: usize,
+}
+
+impl<B: Backend> LikelihoodRouter<B> {
+    pub fn new(
+        scorer: ModelScorer<B>,
+        template: ChatTemplate,
+        limits: Limits,
+        max_batch_tokens: usize,
+    ) -> Self {
+        Self {
+            scorer,
+            template,
+            limits,
+            max_batch_tokens,
+        }
+    }
+
+    /// Each conversation's domain, plus the per-domain log-probabilities behind the choice.
+    pub fn route(
+        &self,
+        customization: &Customization,
+        conversations: &[&[Message]],
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<(String, Vec<f64>)>> {
+        let domains: Vec<&str> = customization.domain_names().collect();
+        let mut encoded: Vec<Encoded> = Vec::with_capacity(conversations.len() * domains.len());
+        for convo in conversations {
+            let question = [Message::user(customization.router_prompt(convo))];
+            for d in &domains {
+                let rendered = self.template.render_pair(&question, d)?;
+                encoded.push(encode(&self.scorer.tokenizer, &rendered, self.limits)?);
+            }
+        }
+        let refs: Vec<&Encoded> = encoded.iter().collect();
+        let logprobs = self
+            .scorer
+            .response_logprobs(&refs, self.max_batch_tokens, progress)?;
+        Ok(logprobs
+            .chunks(domains.len())
+            .map(|per_domain| {
+                let sums: Vec<f64> = per_domain.iter().map(|lp| sum_logprobs(lp)).collect();
+                let best = (0..sums.len()).fold(0, |b, i| if sums[i] > sums[b] { i } else { b });
+                (domains[best].to_string(), sums)
+            })
+            .collect())
+    }
+}
