@@ -205,6 +205,8 @@ from transformers import (  # noqa: E402
     MistralConfig,
     MistralForCausalLM,
     PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -228,6 +230,7 @@ BOS_ID, EOS_ID, PAD_ID = 0, 1, 2
 # (mean about -8.7, the most likely token at a position typically has log-prob -1 .. -3).
 EMBED_STD = 0.3
 LINEAR_STD = 0.2
+BIAS_STD = 0.3
 LM_HEAD_STD = 0.3
 NORM_JITTER = 0.1  # norm weights are 1 + NORM_JITTER * randn
 
@@ -405,12 +408,26 @@ def mistral_sw_config() -> MistralConfig:
     )
 
 
+def qwen2_tiny_config() -> Qwen2Config:
+    return Qwen2Config(
+        **COMMON,
+        hidden_size=64,
+        intermediate_size=160,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        rope_theta=1000000.0,
+        tie_word_embeddings=True,
+        use_sliding_window=False,
+    )
+
+
 # name, config factory, model class, seed, storage dtype, sharded, rope form in config.json
 FIXTURES = [
     ("llama_gqa", llama_gqa_config, LlamaForCausalLM, 1001, torch.float32, False, "top_level"),
     ("llama3_tied", llama3_tied_config, LlamaForCausalLM, 2002, torch.bfloat16, False, "nested"),
     ("mistral_sw", mistral_sw_config, MistralForCausalLM, 3003, torch.float16, False, "nested"),
     ("llama_sharded", llama_gqa_config, LlamaForCausalLM, 4004, torch.float32, True, "nested"),
+    ("qwen2_tiny", qwen2_tiny_config, Qwen2ForCausalLM, 5005, torch.bfloat16, False, "nested"),
 ]
 
 # Chat template (a file of TEMPLATES_DIR, without ".jinja"), bos_token and eos_token written into
@@ -420,6 +437,7 @@ FIXTURE_CHAT = {
     "llama3_tied": ("llama3", "<|begin_of_text|>", "<|eot_id|>"),
     "mistral_sw": ("mistral", "<s>", "</s>"),
     "llama_sharded": ("chatml", "<s>", "<|im_end|>"),
+    "qwen2_tiny": ("chatml", "<s>", "<|im_end|>"),
 }
 
 
@@ -447,8 +465,10 @@ def write_tokenizer_config(folder: Path, name: str) -> None:
 def check_tokenizer_folder(folder: Path, name: str, tok: Tokenizer, seqs) -> None:
     """transformers loads the folder as a PreTrainedTokenizerFast that agrees with tokenizer.json."""
     template, bos, eos = FIXTURE_CHAT[name]
-    hf = AutoTokenizer.from_pretrained(folder)
-    assert isinstance(hf, PreTrainedTokenizerFast), type(hf)
+    # The class named in tokenizer_config.json; AutoTokenizer would pick Qwen2's own class for the
+    # qwen2 fixture from config.json's model_type, which adds a token of its own.
+    hf = PreTrainedTokenizerFast.from_pretrained(folder)
+    assert type(hf) is PreTrainedTokenizerFast, type(hf)
     assert len(hf) == VOCAB_SIZE, len(hf)
     assert hf.chat_template == builtin_template(template)
     assert (hf.bos_token, hf.eos_token, hf.pad_token) == (bos, eos, "<pad>")
@@ -467,8 +487,11 @@ def reinit_(model: torch.nn.Module, seed: int) -> None:
     with torch.no_grad():
         # named_parameters() yields a tied lm_head/embedding tensor only once (as embed_tokens).
         for name, p in model.named_parameters():
-            assert name.endswith(".weight"), f"unexpected parameter {name}"
-            if name.endswith("norm.weight"):
+            assert name.endswith((".weight", ".bias")), f"unexpected parameter {name}"
+            if name.endswith(".bias"):
+                # Qwen2's q/k/v biases: large enough that a loader dropping them fails.
+                p.copy_(BIAS_STD * torch.randn(p.shape, generator=gen))
+            elif name.endswith("norm.weight"):
                 p.copy_(1.0 + NORM_JITTER * torch.randn(p.shape, generator=gen))
             elif "embed_tokens" in name:
                 p.copy_(EMBED_STD * torch.randn(p.shape, generator=gen))
