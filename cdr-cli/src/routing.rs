@@ -45,9 +45,7 @@ pub fn likelihood_router<B: Backend>(
         let scorer = ModelScorer::load(&dir, device, dtype)?;
         let template = match template {
             Some(t) => ChatTemplate::resolve(t, Some(&dir))?,
-            None => ChatTemplate::from_model_dir(&dir)?.ok_or_else(|| {
-                anyhow::anyhow!("{} has no chat template; pass --template", dir.display())
-            })?,
+            None => cdr_core::model_template(&dir)?,
         };
         return Ok(LikelihoodRouter::new(
             scorer,

@@ -42,4 +42,5 @@ pub use reward::Reduction;
 pub use router::LikelihoodRouter;
 pub use scorer::{
     DensityRatio, Item, ItemScore, ModelScorer, Prepared, ScoreOptions, TokenizerPolicy,
+    model_template,
 };

@@ -180,11 +180,7 @@ impl<B: Backend> DensityRatio<B> {
         let (strong, weak) = (strong.as_ref(), weak.as_ref());
         let template = match &options.template {
             Some(spec) => ChatTemplate::resolve(spec, Some(strong))?,
-            None => ChatTemplate::from_model_dir(strong)?.ok_or_else(|| {
-                cdr_prompt::PromptError::NoTemplate {
-                    path: strong.join("tokenizer_config.json"),
-                }
-            })?,
+            None => model_template(strong)?,
         };
         let pair = Self {
             strong: ModelScorer::load(strong, device, options.dtype)?,
@@ -333,6 +329,25 @@ impl<B: Backend> DensityRatio<B> {
             .collect::<Result<Vec<_>>>()?;
         self.score_prepared(&prepared)
     }
+}
+
+/// A model's own chat template: `tokenizer_config.json` in a directory, or the GGUF metadata.
+pub fn model_template(model: &Path) -> Result<ChatTemplate> {
+    if let Some(t) = ModelDir::new(model).embedded_template()? {
+        return Ok(ChatTemplate::new(
+            &model.display().to_string(),
+            &t.source,
+            &t.bos_token,
+            &t.eos_token,
+        )?);
+    }
+    let where_ = if model.is_dir() {
+        model.join("tokenizer_config.json")
+    } else {
+        model.to_path_buf()
+    };
+    Ok(ChatTemplate::from_model_dir(model)?
+        .ok_or(cdr_prompt::PromptError::NoTemplate { path: where_ })?)
 }
 
 fn span(enc: &Encoded) -> ScoreSpan<'_> {

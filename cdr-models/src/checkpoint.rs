@@ -6,6 +6,7 @@ use burn::tensor::backend::Backend;
 use tracing::info;
 
 use crate::config::Config;
+use crate::gguf;
 use crate::error::Result;
 use crate::llama::LlamaForCausalLm;
 use crate::safetensors::SafetensorsWeights;
@@ -21,10 +22,21 @@ pub struct LoadOptions {
     pub dtype: ComputeDtype,
 }
 
-/// A model directory: `config.json`, safetensors weights (single or sharded), `tokenizer.json`.
+/// A model on disk: a Hugging Face directory (`config.json`, safetensors weights single or
+/// sharded, `tokenizer.json`) or a single GGUF file (config, tokenizer and chat template from its
+/// metadata, quantized weights dequantized on load).
 #[derive(Debug, Clone)]
 pub struct ModelDir {
     pub path: PathBuf,
+}
+
+/// A chat template shipped inside a checkpoint (GGUF `tokenizer.chat_template`), with the texts of
+/// its special tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedTemplate {
+    pub source: String,
+    pub bos_token: String,
+    pub eos_token: String,
 }
 
 impl ModelDir {
@@ -32,12 +44,51 @@ impl ModelDir {
         Self { path: path.into() }
     }
 
+    /// Whether this is a GGUF file rather than a directory.
+    pub fn is_gguf(&self) -> bool {
+        self.path.is_file()
+            && self
+                .path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+    }
+
     pub fn config(&self) -> Result<Config> {
+        if self.is_gguf() {
+            return gguf::config_from_gguf(&gguf::GgufFile::open(&self.path)?);
+        }
         Config::from_file(self.path.join(CONFIG_FILE))
     }
 
     pub fn tokenizer(&self) -> Result<Tokenizer> {
+        if self.is_gguf() {
+            return gguf_tokenizer(&gguf::GgufFile::open(&self.path)?);
+        }
         load_tokenizer(self.path.join(TOKENIZER_FILE))
+    }
+
+    /// The chat template stored in a GGUF file. Directories keep theirs in
+    /// `tokenizer_config.json`, which `cdr-prompt` reads; this returns `None` for them.
+    pub fn embedded_template(&self) -> Result<Option<EmbeddedTemplate>> {
+        if !self.is_gguf() {
+            return Ok(None);
+        }
+        let file = gguf::GgufFile::open(&self.path)?;
+        let Some(source) = gguf::chat_template(&file) else {
+            return Ok(None);
+        };
+        let tokens = file.get_str_array("tokenizer.ggml.tokens")?.unwrap_or(&[]);
+        let text = |key: &str| -> Result<String> {
+            Ok(file
+                .get_u32(key)?
+                .and_then(|id| tokens.get(id as usize).cloned())
+                .unwrap_or_default())
+        };
+        Ok(Some(EmbeddedTemplate {
+            source,
+            bos_token: text("tokenizer.ggml.bos_token_id")?,
+            eos_token: text("tokenizer.ggml.eos_token_id")?,
+        }))
     }
 
     /// Loads the model on `device`, converting weights to `options.dtype` tensor by tensor.
@@ -47,9 +98,14 @@ impl ModelDir {
         options: LoadOptions,
     ) -> Result<LlamaForCausalLm<B>> {
         let config = self.config()?;
-        let source = SafetensorsWeights::open_dir(&self.path)?;
         let start = std::time::Instant::now();
-        let model = LlamaForCausalLm::load(&Weights::new(&source, device, options.dtype), &config)?;
+        let model = if self.is_gguf() {
+            let source = gguf::GgufWeights::open(&self.path)?;
+            LlamaForCausalLm::load(&Weights::new(&source, device, options.dtype), &config)?
+        } else {
+            let source = SafetensorsWeights::open_dir(&self.path)?;
+            LlamaForCausalLm::load(&Weights::new(&source, device, options.dtype), &config)?
+        };
         info!(
             dir = %self.path.display(),
             model_type = %config.model_type,
@@ -71,12 +127,57 @@ pub fn load_model<B: Backend>(
     ModelDir::new(dir.as_ref()).load(device, options)
 }
 
-/// Resolves a model argument: a local directory, or a Hugging Face hub id (`org/name`) found in the
+/// Builds the tokenizer described by a GGUF file's `tokenizer.ggml.*` metadata.
+fn gguf_tokenizer(file: &gguf::GgufFile) -> Result<Tokenizer> {
+    let err = |message: String| crate::ModelError::Tokenizer {
+        path: file.path().to_path_buf(),
+        message,
+    };
+    let strings = |key: &str| -> Result<Vec<String>> {
+        Ok(file.get_str_array(key)?.map(<[String]>::to_vec).unwrap_or_default())
+    };
+    let scores = match file.get_array("tokenizer.ggml.scores")? {
+        Some(gguf::MetadataArray::F32(v)) => v.clone(),
+        Some(gguf::MetadataArray::F64(v)) => v.iter().map(|&x| x as f32).collect(),
+        Some(other) => {
+            return Err(err(format!(
+                "tokenizer.ggml.scores holds {}, expected floats",
+                other.element_type_name()
+            )));
+        }
+        None => Vec::new(),
+    };
+    let data = gguf::tokenizer::GgufTokenizerData {
+        model: file
+            .get_str("tokenizer.ggml.model")?
+            .ok_or_else(|| err("no tokenizer.ggml.model in the metadata".into()))?
+            .to_string(),
+        pre: file.get_str("tokenizer.ggml.pre")?.map(str::to_string),
+        tokens: strings("tokenizer.ggml.tokens")?,
+        token_types: file
+            .get_i64_array("tokenizer.ggml.token_type")?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| t as i32)
+            .collect(),
+        scores,
+        merges: strings("tokenizer.ggml.merges")?,
+        bos_id: file.get_u32("tokenizer.ggml.bos_token_id")?,
+        eos_id: file.get_u32("tokenizer.ggml.eos_token_id")?,
+        unk_id: file.get_u32("tokenizer.ggml.unknown_token_id")?,
+        pad_id: file.get_u32("tokenizer.ggml.padding_token_id")?,
+        add_bos: file.get_bool("tokenizer.ggml.add_bos_token")?,
+        add_eos: file.get_bool("tokenizer.ggml.add_eos_token")?,
+    };
+    gguf::tokenizer::build_tokenizer(&data).map_err(err)
+}
+
+/// Resolves a model argument: a local directory, a `.gguf` file, or a Hugging Face hub id (`org/name`) found in the
 /// local hub cache (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`). Never
 /// touches the network.
 pub fn resolve_model(spec: &str) -> Result<PathBuf> {
     let path = Path::new(spec);
-    if path.is_dir() {
+    if path.is_dir() || (path.is_file() && ModelDir::new(path).is_gguf()) {
         return Ok(path.to_path_buf());
     }
     let cache = hub_cache_dir();

@@ -26,6 +26,7 @@ pub mod backend;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod gguf;
 pub mod llama;
 pub mod logprobs;
 pub mod rope;
@@ -33,7 +34,7 @@ pub mod safetensors;
 pub mod tokenizer;
 pub mod weights;
 
-pub use checkpoint::{LoadOptions, ModelDir, load_model, resolve_model};
+pub use checkpoint::{EmbeddedTemplate, LoadOptions, ModelDir, load_model, resolve_model};
 pub use config::{Architecture, Config};
 pub use error::{ModelError, Result};
 pub use llama::LlamaForCausalLm;
