@@ -33,6 +33,18 @@ pub enum Command {
     Route(RouteArgs),
     /// Print the shipped customization config (criteria, exemplars, routes), to copy and edit.
     Config(ConfigArgs),
+    /// Describe a model: architecture, parameters, storage dtype / quantization, vocabulary,
+    /// chat template.
+    Info(InfoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// A model directory, a .gguf file, or an HF hub id in the local cache.
+    pub model: String,
+    /// Also load the weights (f32) and report the load time and peak memory.
+    #[arg(long)]
+    pub load: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

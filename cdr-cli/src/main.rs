@@ -3,6 +3,7 @@
 mod backend;
 mod cli;
 mod commands;
+mod info;
 mod job;
 mod progress;
 mod records;
@@ -45,6 +46,7 @@ fn main() -> std::process::ExitCode {
             args.quiet = cli.quiet;
             dispatch(args.device, args)
         }
+        Command::Info(args) => info::run(&args),
         Command::Config(args) => {
             if args.example {
                 print!("{}", cdr_prompt::customize::DEFAULT_CONFIG);

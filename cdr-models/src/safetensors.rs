@@ -190,6 +190,14 @@ impl SafetensorsWeights {
         names
     }
 
+    /// The stored dtype of every tensor.
+    pub fn dtypes(&self) -> Vec<Dtype> {
+        self.files
+            .iter()
+            .flat_map(|f| f.metadata.tensors().into_values().map(|t| t.dtype))
+            .collect()
+    }
+
     /// Total bytes of tensor data across all files.
     pub fn stored_bytes(&self) -> usize {
         self.files.iter().map(|f| f.mmap.len() - f.data_start).sum()

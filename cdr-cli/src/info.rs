@@ -1,0 +1,134 @@
+//! `cdr info`: what a checkpoint is.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use cdr_models::gguf::GgufFile;
+use cdr_models::{Config, ModelDir};
+
+use crate::cli::InfoArgs;
+
+fn parameters(c: &Config) -> u64 {
+    let (h, i, v) = (c.hidden_size as u64, c.intermediate_size as u64, c.vocab_size as u64);
+    let hd = c.head_dim() as u64;
+    let (nh, nkv) = (c.num_attention_heads as u64, c.num_kv_heads() as u64);
+    let attn = h * hd * (nh + 2 * nkv) + nh * hd * h + if c.qkv_bias() { hd * (nh + 2 * nkv) } else { 0 };
+    let layer = attn + 3 * h * i + 2 * h;
+    let head = if c.tie_word_embeddings() { 0 } else { v * h };
+    v * h + head + h + c.num_hidden_layers as u64 * layer
+}
+
+/// Storage types and how many tensors use each.
+fn storage(path: &Path, gguf: bool) -> anyhow::Result<BTreeMap<String, usize>> {
+    let mut counts = BTreeMap::new();
+    if gguf {
+        let file = GgufFile::open(path)?;
+        for t in file.tensors() {
+            *counts.entry(format!("{:?}", t.ggml_type())).or_default() += 1;
+        }
+    } else {
+        let weights = cdr_models::safetensors::SafetensorsWeights::open_dir(path)?;
+        for dtype in weights.dtypes() {
+            *counts.entry(format!("{dtype:?}")).or_default() += 1;
+        }
+    }
+    Ok(counts)
+}
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
+    let path = cdr_models::resolve_model(&args.model)?;
+    let dir = ModelDir::new(&path);
+    let config = dir.config()?;
+    let tokenizer = dir.tokenizer()?;
+    let template = cdr_core::model_template(&path)
+        .map(|t| {
+            let src = t.source();
+            let kind = if src.contains("<|im_start|>") {
+                "ChatML"
+            } else if src.contains("<|start_header_id|>") {
+                "Llama-3"
+            } else if src.contains("[INST]") {
+                "Mistral/Llama-2 [INST]"
+            } else {
+                "custom"
+            };
+            format!("{kind} ({} bytes of Jinja)", src.len())
+        })
+        .unwrap_or_else(|e| format!("none ({e})"));
+    let params = parameters(&config);
+    println!("model:         {}", path.display());
+    println!("format:        {}", if dir.is_gguf() { "GGUF" } else { "safetensors" });
+    println!("architecture:  {} ({:?})", config.model_type, config.architecture());
+    println!("parameters:    {:.1}M", params as f64 / 1e6);
+    println!(
+        "shape:         {} layers, hidden {}, mlp {}, {} heads / {} kv heads, head dim {}",
+        config.num_hidden_layers,
+        config.hidden_size,
+        config.intermediate_size,
+        config.num_attention_heads,
+        config.num_kv_heads(),
+        config.head_dim()
+    );
+    println!(
+        "rope:          theta {}, {:?}",
+        config.rope_theta(),
+        config.rope_scaling_kind().map_err(anyhow::Error::msg)?
+    );
+    if let Some(w) = config.sliding_window() {
+        println!("sliding window: {w}");
+    }
+    let storage = storage(&path, dir.is_gguf())?;
+    let storage: Vec<String> = storage.iter().map(|(k, n)| format!("{k} x{n}")).collect();
+    println!("storage:       {}", storage.join(", "));
+    println!(
+        "vocabulary:    {} (tokenizer: {}), tied embeddings: {}",
+        config.vocab_size,
+        tokenizer.get_vocab_size(true),
+        config.tie_word_embeddings()
+    );
+    println!("eos ids:       {:?}", config.eos_token_ids());
+    println!("chat template: {template}");
+    if args.load {
+        load_and_measure(&dir, params)?;
+    }
+    Ok(())
+}
+
+#[cfg(feature = "cpu")]
+fn load_and_measure(dir: &ModelDir, params: u64) -> anyhow::Result<()> {
+    {
+        let before = peak_rss_mib().unwrap_or(0.0);
+        let start = std::time::Instant::now();
+        let model = dir
+            .load::<cdr_core::backend::Cpu>(&Default::default(), cdr_models::LoadOptions::default())
+            .context("loading the weights")?;
+        let secs = start.elapsed().as_secs_f64();
+        let loaded = params as f64 * 4.0 / 1048576.0;
+        let peak = peak_rss_mib().unwrap_or(0.0);
+        println!(
+            "loaded (f32):  {secs:.1} s, weights {loaded:.0} MiB, peak RSS {peak:.0} MiB ({:.2}x the weights; {before:.0} MiB before loading)",
+            peak / loaded
+        );
+        drop(model);
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "cpu"))]
+fn load_and_measure(_: &ModelDir, _: u64) -> anyhow::Result<()> {
+    anyhow::bail!("--load measures a CPU load; this cdr was built without the `cpu` feature")
+}
