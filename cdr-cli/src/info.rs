@@ -10,10 +10,15 @@ use cdr_models::{Config, ModelDir};
 use crate::cli::InfoArgs;
 
 fn parameters(c: &Config) -> u64 {
-    let (h, i, v) = (c.hidden_size as u64, c.intermediate_size as u64, c.vocab_size as u64);
+    let (h, i, v) = (
+        c.hidden_size as u64,
+        c.intermediate_size as u64,
+        c.vocab_size as u64,
+    );
     let hd = c.head_dim() as u64;
     let (nh, nkv) = (c.num_attention_heads as u64, c.num_kv_heads() as u64);
-    let attn = h * hd * (nh + 2 * nkv) + nh * hd * h + if c.qkv_bias() { hd * (nh + 2 * nkv) } else { 0 };
+    let attn =
+        h * hd * (nh + 2 * nkv) + nh * hd * h + if c.qkv_bias() { hd * (nh + 2 * nkv) } else { 0 };
     let layer = attn + 3 * h * i + 2 * h;
     let head = if c.tie_word_embeddings() { 0 } else { v * h };
     v * h + head + h + c.num_hidden_layers as u64 * layer
@@ -71,8 +76,15 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|e| format!("none ({e})"));
     let params = parameters(&config);
     println!("model:         {}", path.display());
-    println!("format:        {}", if dir.is_gguf() { "GGUF" } else { "safetensors" });
-    println!("architecture:  {} ({:?})", config.model_type, config.architecture());
+    println!(
+        "format:        {}",
+        if dir.is_gguf() { "GGUF" } else { "safetensors" }
+    );
+    println!(
+        "architecture:  {} ({:?})",
+        config.model_type,
+        config.architecture()
+    );
     println!("parameters:    {:.1}M", params as f64 / 1e6);
     println!(
         "shape:         {} layers, hidden {}, mlp {}, {} heads / {} kv heads, head dim {}",

@@ -6,8 +6,8 @@ use burn::tensor::backend::Backend;
 use tracing::info;
 
 use crate::config::Config;
-use crate::gguf;
 use crate::error::Result;
+use crate::gguf;
 use crate::llama::LlamaForCausalLm;
 use crate::safetensors::SafetensorsWeights;
 use crate::tokenizer::{TOKENIZER_FILE, Tokenizer, load_tokenizer};
@@ -134,7 +134,10 @@ fn gguf_tokenizer(file: &gguf::GgufFile) -> Result<Tokenizer> {
         message,
     };
     let strings = |key: &str| -> Result<Vec<String>> {
-        Ok(file.get_str_array(key)?.map(<[String]>::to_vec).unwrap_or_default())
+        Ok(file
+            .get_str_array(key)?
+            .map(<[String]>::to_vec)
+            .unwrap_or_default())
     };
     let scores = match file.get_array("tokenizer.ggml.scores")? {
         Some(gguf::MetadataArray::F32(v)) => v.clone(),

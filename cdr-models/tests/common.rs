@@ -21,7 +21,13 @@ pub struct ExpectedSequence {
     pub logprobs: Vec<f32>,
 }
 
-pub const FIXTURES: [&str; 5] = ["llama_gqa", "llama3_tied", "mistral_sw", "llama_sharded", "qwen2_tiny"];
+pub const FIXTURES: [&str; 5] = [
+    "llama_gqa",
+    "llama3_tied",
+    "mistral_sw",
+    "llama_sharded",
+    "qwen2_tiny",
+];
 
 pub fn fixture_dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -23,6 +23,12 @@ pub fn smollm2_asset() -> Option<PathBuf> {
     if path.is_file() {
         Some(path)
     } else {
+        // CI fetches the asset and sets this: there a missing file is a failure, not a skip.
+        assert!(
+            std::env::var_os("CDR_REQUIRE_ASSETS").is_none(),
+            "{} is missing: run tools/fetch_assets.sh smollm2",
+            path.display()
+        );
         println!(
             "NOTE: {} is absent (run tools/fetch_assets.sh smollm2); skipping",
             path.display()
@@ -111,15 +117,33 @@ pub fn put_array(out: &mut Vec<u8>, a: &MetadataArray) {
     put_u64(out, a.len() as u64);
     match a {
         MetadataArray::U8(v) => out.extend_from_slice(v),
-        MetadataArray::I8(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        MetadataArray::U16(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        MetadataArray::I16(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        MetadataArray::U32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        MetadataArray::I32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        MetadataArray::U64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        MetadataArray::I64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        MetadataArray::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        MetadataArray::F64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        MetadataArray::I8(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        MetadataArray::U16(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        MetadataArray::I16(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        MetadataArray::U32(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        MetadataArray::I32(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        MetadataArray::U64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        MetadataArray::I64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        MetadataArray::F32(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        MetadataArray::F64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         MetadataArray::Bool(v) => v.iter().for_each(|x| out.push(u8::from(*x))),
         MetadataArray::String(v) => v.iter().for_each(|s| put_str(out, s.as_bytes())),
         MetadataArray::Array(v) => v.iter().for_each(|a| put_array(out, a)),
@@ -249,7 +273,7 @@ impl Builder {
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -257,10 +281,10 @@ impl Rng {
     }
 
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
 
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
+        (0..n).map(|_| self.next_u64() as u8).collect()
     }
 }

@@ -60,16 +60,16 @@ fn every_supported_type_matches_gguf_py_bit_for_bit() {
         }
         println!(
             "{:5} ({:8}): {exact}/{} values bit-identical to gguf {}",
-            case.ty,
-            case.source,
-            case.n_elements,
-            fixture.gguf_version
+            case.ty, case.source, case.n_elements, fixture.gguf_version
         );
         assert_eq!(exact, case.n_elements, "{}: not bit-identical", case.ty);
         covered.insert(case.ty.clone());
     }
     let supported: BTreeSet<String> = SUPPORTED_TYPES.iter().map(|t| t.to_string()).collect();
-    assert_eq!(covered, supported, "the fixture must cover every supported type");
+    assert_eq!(
+        covered, supported,
+        "the fixture must cover every supported type"
+    );
 }
 
 #[test]
@@ -147,7 +147,7 @@ fn random_blocks(ty: GgmlType, blocks: usize, scale_offsets: &[usize]) -> Vec<u8
     for block in data.chunks_exact_mut(size) {
         for &off in scale_offsets {
             // 0x2000..0x3bff: f16 in [2^-7, 1).
-            let h = 0x2000u16 + (rng.next() % 0x1bff) as u16;
+            let h = 0x2000u16 + (rng.next_u64() % 0x1bff) as u16;
             block[off..off + 2].copy_from_slice(&h.to_le_bytes());
         }
     }
@@ -173,7 +173,9 @@ fn dequant_throughput() {
         // 32 Mi elements per run (128 MiB of f32 output).
         let blocks = (32 << 20) / block;
         let data = if ty == GgmlType::F16 {
-            (0..blocks).flat_map(|i| (0x3c00u16 + (i % 1024) as u16).to_le_bytes()).collect()
+            (0..blocks)
+                .flat_map(|i| (0x3c00u16 + (i % 1024) as u16).to_le_bytes())
+                .collect()
         } else {
             random_blocks(ty, blocks, offsets)
         };

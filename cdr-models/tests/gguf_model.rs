@@ -52,7 +52,10 @@ fn load(path: &Path, dtype: ComputeDtype) -> LlamaForCausalLm<Cpu> {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// `(file, tolerance)`: f32 files must match to 1e-4; quantized ones are compared with
@@ -86,7 +89,10 @@ fn logprobs_match_transformers_on_the_same_gguf() {
             "{name:22} max |logprob - transformers {}| = {worst:.2e} over {} sequences (lengths {:?})",
             expected.transformers_version,
             want.sequences.len(),
-            want.sequences.iter().map(|s| s.ids.len()).collect::<Vec<_>>()
+            want.sequences
+                .iter()
+                .map(|s| s.ids.len())
+                .collect::<Vec<_>>()
         );
     }
 }
@@ -109,7 +115,12 @@ fn configs_come_from_the_metadata() {
     let c = config_from_gguf(&f).unwrap();
     assert_eq!(c.model_type, "llama");
     assert_eq!(
-        (c.vocab_size, c.hidden_size, c.intermediate_size, c.num_hidden_layers),
+        (
+            c.vocab_size,
+            c.hidden_size,
+            c.intermediate_size,
+            c.num_hidden_layers
+        ),
         (384, 64, 160, 2)
     );
     assert_eq!(
@@ -179,7 +190,10 @@ fn f32_gguf_serves_exactly_the_safetensors_weights() {
     assert_ne!(&raw[..], hf, "stored K rows should be permuted");
     for g in 0..rows {
         let r = unpermute_row(g, head_dim);
-        assert_eq!(&raw[g * cols..(g + 1) * cols], &hf[r * cols..(r + 1) * cols]);
+        assert_eq!(
+            &raw[g * cols..(g + 1) * cols],
+            &hf[r * cols..(r + 1) * cols]
+        );
     }
 }
 
@@ -195,11 +209,17 @@ fn quantized_gguf_serves_dequantized_unpermuted_weights() {
         let want = f32_tensor(&st, &name).unwrap();
         let got = f32_tensor(&gguf, &name).unwrap();
         assert_eq!(got.shape, want.shape, "{name}");
-        let (w, g) = (want.as_slice::<f32>().unwrap(), got.as_slice::<f32>().unwrap());
+        let (w, g) = (
+            want.as_slice::<f32>().unwrap(),
+            got.as_slice::<f32>().unwrap(),
+        );
         let scale = w.iter().fold(0f32, |m, v| m.max(v.abs()));
         let err = max_abs_diff(w, g);
         // 4-bit types: about scale / 16 at worst; a wrong row order would be off by ~scale.
-        assert!(err <= scale / 8.0, "{name}: max error {err} (scale {scale})");
+        assert!(
+            err <= scale / 8.0,
+            "{name}: max error {err} (scale {scale})"
+        );
     }
 }
 
@@ -209,15 +229,36 @@ fn names_map_both_ways() {
         ("model.embed_tokens.weight", "token_embd.weight"),
         ("model.norm.weight", "output_norm.weight"),
         ("lm_head.weight", "output.weight"),
-        ("model.layers.0.self_attn.q_proj.weight", "blk.0.attn_q.weight"),
-        ("model.layers.12.self_attn.k_proj.bias", "blk.12.attn_k.bias"),
+        (
+            "model.layers.0.self_attn.q_proj.weight",
+            "blk.0.attn_q.weight",
+        ),
+        (
+            "model.layers.12.self_attn.k_proj.bias",
+            "blk.12.attn_k.bias",
+        ),
         ("model.layers.3.self_attn.v_proj.bias", "blk.3.attn_v.bias"),
-        ("model.layers.3.self_attn.o_proj.weight", "blk.3.attn_output.weight"),
-        ("model.layers.7.mlp.gate_proj.weight", "blk.7.ffn_gate.weight"),
+        (
+            "model.layers.3.self_attn.o_proj.weight",
+            "blk.3.attn_output.weight",
+        ),
+        (
+            "model.layers.7.mlp.gate_proj.weight",
+            "blk.7.ffn_gate.weight",
+        ),
         ("model.layers.7.mlp.up_proj.weight", "blk.7.ffn_up.weight"),
-        ("model.layers.7.mlp.down_proj.weight", "blk.7.ffn_down.weight"),
-        ("model.layers.1.input_layernorm.weight", "blk.1.attn_norm.weight"),
-        ("model.layers.1.post_attention_layernorm.weight", "blk.1.ffn_norm.weight"),
+        (
+            "model.layers.7.mlp.down_proj.weight",
+            "blk.7.ffn_down.weight",
+        ),
+        (
+            "model.layers.1.input_layernorm.weight",
+            "blk.1.attn_norm.weight",
+        ),
+        (
+            "model.layers.1.post_attention_layernorm.weight",
+            "blk.1.ffn_norm.weight",
+        ),
     ] {
         assert_eq!(hf_to_gguf_name(hf).as_deref(), Some(gguf), "{hf}");
         assert_eq!(gguf_to_hf_name(gguf).as_deref(), Some(hf), "{gguf}");
@@ -239,7 +280,11 @@ fn names_map_both_ways() {
     assert!(!qwen.contains("lm_head.weight"), "tied: no output.weight");
     assert!(qwen.contains("model.layers.1.self_attn.k_proj.bias"));
     assert!(!qwen.contains("model.layers.2.self_attn.k_proj.bias"));
-    assert!(qwen.with_tensor("lm_head.weight", &mut |_| unreachable!()).unwrap().is_none());
+    assert!(
+        qwen.with_tensor("lm_head.weight", &mut |_| unreachable!())
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(qwen.location(), gguf_fixture("qwen2_tiny.f32.gguf"));
 }
 
@@ -247,7 +292,11 @@ fn names_map_both_ways() {
 fn qwen2_is_served_unpermuted() {
     // qwen2 GGUFs keep the Hugging Face row order: served equals stored.
     let gguf = GgufWeights::open(gguf_fixture("qwen2_tiny.f32.gguf")).unwrap();
-    for name in ["blk.0.attn_q.weight", "blk.1.attn_k.weight", "blk.0.attn_q.bias"] {
+    for name in [
+        "blk.0.attn_q.weight",
+        "blk.1.attn_k.weight",
+        "blk.0.attn_q.bias",
+    ] {
         let stored = gguf.file().dequantize(name).unwrap().unwrap();
         let hf = gguf_to_hf_name(name).unwrap();
         let served = f32_tensor(&gguf, &hf).unwrap();
@@ -275,8 +324,10 @@ fn load_err(path: &Path) -> ModelError {
         Err(e) => return e,
     };
     let device = Default::default();
-    match LlamaForCausalLm::<Cpu>::load(&Weights::new(&weights, &device, ComputeDtype::F32), &config)
-    {
+    match LlamaForCausalLm::<Cpu>::load(
+        &Weights::new(&weights, &device, ComputeDtype::F32),
+        &config,
+    ) {
         Ok(_) => panic!("{} loaded", path.display()),
         Err(e) => e,
     }
@@ -292,32 +343,58 @@ fn broken_checkpoints_give_named_errors() {
     });
     let err = load_err(&path);
     assert!(matches!(err, ModelError::MissingTensor { .. }), "{err:?}");
-    assert!(err.to_string().contains("model.layers.1.mlp.up_proj.weight"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("model.layers.1.mlp.up_proj.weight"),
+        "{err}"
+    );
 
     // A tensor of the wrong shape.
     let path = edited("qwen2_tiny.f32.gguf", dir.path(), |b| {
-        let t = b.tensors.iter_mut().find(|t| t.name == "blk.0.attn_v.bias").unwrap();
+        let t = b
+            .tensors
+            .iter_mut()
+            .find(|t| t.name == "blk.0.attn_v.bias")
+            .unwrap();
         t.dims = vec![16];
         t.data.truncate(64);
     });
     let err = load_err(&path);
     assert!(matches!(err, ModelError::ShapeMismatch { .. }), "{err:?}");
-    assert!(err.to_string().contains("model.layers.0.self_attn.v_proj.bias"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("model.layers.0.self_attn.v_proj.bias"),
+        "{err}"
+    );
 
     // A type cdr cannot dequantize (IQ4_NL has Q4_0's block size, so the directory is valid).
     let path = edited("llama_gqa.mixed.gguf", dir.path(), |b| {
-        let t = b.tensors.iter_mut().find(|t| t.name == "blk.0.attn_q.weight").unwrap();
+        let t = b
+            .tensors
+            .iter_mut()
+            .find(|t| t.name == "blk.0.attn_q.weight")
+            .unwrap();
         assert_eq!(t.type_id, GgmlType::Q4_0.id());
         t.type_id = GgmlType::IQ4_NL.id();
     });
     let err = load_err(&path);
-    assert!(matches!(err, ModelError::UnsupportedDtype { .. }), "{err:?}");
+    assert!(
+        matches!(err, ModelError::UnsupportedDtype { .. }),
+        "{err:?}"
+    );
     let msg = err.to_string();
-    assert!(msg.contains("IQ4_NL") && msg.contains("blk.0.attn_q.weight"), "{msg}");
+    assert!(
+        msg.contains("IQ4_NL") && msg.contains("blk.0.attn_q.weight"),
+        "{msg}"
+    );
 
     // An unknown type id: the file opens, the tensor cannot be loaded.
     let path = edited("llama_gqa.mixed.gguf", dir.path(), |b| {
-        let t = b.tensors.iter_mut().find(|t| t.name == "blk.1.ffn_gate.weight").unwrap();
+        let t = b
+            .tensors
+            .iter_mut()
+            .find(|t| t.name == "blk.1.ffn_gate.weight")
+            .unwrap();
         t.type_id = 200;
     });
     let err = load_err(&path);
@@ -335,7 +412,12 @@ fn broken_checkpoints_give_named_errors() {
     assert!(matches!(err, ModelError::Config { .. }), "{err:?}");
     assert!(err.to_string().contains("gemma2"), "{err}");
     let file = GgufFile::open(&path).unwrap();
-    assert!(config_from_gguf(&file).unwrap_err().to_string().contains("gemma2"));
+    assert!(
+        config_from_gguf(&file)
+            .unwrap_err()
+            .to_string()
+            .contains("gemma2")
+    );
 
     let path = edited("llama_gqa.f32.gguf", dir.path(), |b| {
         b.metadata.retain(|(k, _)| k != "llama.block_count")
@@ -344,7 +426,8 @@ fn broken_checkpoints_give_named_errors() {
     assert!(err.to_string().contains("llama.block_count"), "{err}");
 
     // Partial rotary, unsupported rope scaling, Llama 3.1 frequency factors, vocab mismatch.
-    let cases: [(&str, Box<dyn Fn(&mut Builder)>, &str); 4] = [
+    type Edit = Box<dyn Fn(&mut Builder)>;
+    let cases: [(&str, Edit, &str); 4] = [
         (
             "rope.dimension_count",
             Box::new(|b: &mut Builder| {
@@ -361,8 +444,10 @@ fn broken_checkpoints_give_named_errors() {
         (
             "rope.scaling.type",
             Box::new(|b: &mut Builder| {
-                b.metadata
-                    .push(("llama.rope.scaling.type".into(), MetadataValue::String("yarn".into())))
+                b.metadata.push((
+                    "llama.rope.scaling.type".into(),
+                    MetadataValue::String("yarn".into()),
+                ))
             }),
             "yarn",
         ),
@@ -378,7 +463,8 @@ fn broken_checkpoints_give_named_errors() {
             Box::new(|b: &mut Builder| {
                 for (k, v) in &mut b.metadata {
                     if k == "tokenizer.ggml.tokens" {
-                        if let MetadataValue::Array(cdr_models::gguf::MetadataArray::String(t)) = v {
+                        if let MetadataValue::Array(cdr_models::gguf::MetadataArray::String(t)) = v
+                        {
                             t.pop();
                         }
                     }
@@ -396,8 +482,10 @@ fn broken_checkpoints_give_named_errors() {
 
     // Linear rope scaling is carried over.
     let path = edited("llama_gqa.f32.gguf", dir.path(), |b| {
-        b.metadata
-            .push(("llama.rope.scaling.type".into(), MetadataValue::String("linear".into())));
+        b.metadata.push((
+            "llama.rope.scaling.type".into(),
+            MetadataValue::String("linear".into()),
+        ));
         b.metadata
             .push(("llama.rope.scaling.factor".into(), MetadataValue::F32(4.0)));
     });

@@ -292,6 +292,11 @@ fn smollm2_gguf_matches_transformers() {
     let gguf = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../.cache/assets/SmolLM2-135M-Instruct.Q4_1.gguf");
     if !gguf.is_file() {
+        assert!(
+            std::env::var_os("CDR_REQUIRE_ASSETS").is_none(),
+            "{} is missing: run tools/fetch_assets.sh smollm2",
+            gguf.display()
+        );
         eprintln!(
             "NOTE: {} is absent (run tools/fetch_assets.sh); skipping",
             gguf.display()

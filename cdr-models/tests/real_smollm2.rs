@@ -32,7 +32,10 @@ fn model_path() -> Option<PathBuf> {
         "{} is missing: run tools/fetch_assets.sh smollm2",
         path.display()
     );
-    eprintln!("NOTE: {} absent (tools/fetch_assets.sh smollm2); nothing checked", path.display());
+    eprintln!(
+        "NOTE: {} absent (tools/fetch_assets.sh smollm2); nothing checked",
+        path.display()
+    );
     None
 }
 
@@ -40,20 +43,30 @@ fn model_path() -> Option<PathBuf> {
 fn smollm2_gguf_matches_transformers() {
     let Some(path) = model_path() else { return };
     let reference: Reference = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/real/smollm2.json"))
-            .unwrap(),
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/real/smollm2.json"
+        ))
+        .unwrap(),
     )
     .unwrap();
     let dir = ModelDir::new(&path);
     let config = dir.config().unwrap();
     assert_eq!(
-        (config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.num_kv_heads()),
+        (
+            config.hidden_size,
+            config.num_hidden_layers,
+            config.num_attention_heads,
+            config.num_kv_heads()
+        ),
         (576, 30, 9, 3)
     );
     assert_eq!(config.vocab_size, 49152);
     assert!(config.tie_word_embeddings());
     let tokenizer = dir.tokenizer().unwrap();
-    let model = dir.load::<Cpu>(&Default::default(), LoadOptions::default()).unwrap();
+    let model = dir
+        .load::<Cpu>(&Default::default(), LoadOptions::default())
+        .unwrap();
 
     let mut worst = 0.0f32;
     let mut tokens = 0;

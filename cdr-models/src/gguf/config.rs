@@ -60,7 +60,10 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<Config> {
     let context = file.get_u32(&key("context_length"))?;
 
     if heads == 0 {
-        return Err(bad(format!("`{}` must be positive", key("attention.head_count"))));
+        return Err(bad(format!(
+            "`{}` must be positive",
+            key("attention.head_count")
+        )));
     }
     let key_length = file.get_u32(&key("attention.key_length"))?;
     let value_length = file.get_u32(&key("attention.value_length"))?;
@@ -82,9 +85,12 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<Config> {
     match file.get_str(&key("rope.scaling.type"))? {
         None | Some("none") => {}
         Some("linear") => {
-            let factor = file
-                .get_f32(&key("rope.scaling.factor"))?
-                .ok_or_else(|| bad(format!("linear rope scaling needs `{}`", key("rope.scaling.factor"))))?;
+            let factor = file.get_f32(&key("rope.scaling.factor"))?.ok_or_else(|| {
+                bad(format!(
+                    "linear rope scaling needs `{}`",
+                    key("rope.scaling.factor")
+                ))
+            })?;
             if factor != 1.0 {
                 rope_scaling = json!({"rope_type": "linear", "factor": f64::from(factor)});
             }
@@ -103,10 +109,12 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<Config> {
         ));
     }
 
-    let embed = file.tensor("token_embd.weight").ok_or_else(|| ModelError::MissingTensor {
-        name: "token_embd.weight".into(),
-        path: path.to_path_buf(),
-    })?;
+    let embed = file
+        .tensor("token_embd.weight")
+        .ok_or_else(|| ModelError::MissingTensor {
+            name: "token_embd.weight".into(),
+            path: path.to_path_buf(),
+        })?;
     let vocab = embed.shape().first().copied().unwrap_or(0);
     if let Some(tokens) = file.get_str_array("tokenizer.ggml.tokens")? {
         if tokens.len() != vocab {
@@ -148,7 +156,10 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<Config> {
             json!(file.tensor("blk.0.attn_q.bias").is_some()),
         );
     }
-    set("mlp_bias", json!(file.tensor("blk.0.ffn_up.bias").is_some()));
+    set(
+        "mlp_bias",
+        json!(file.tensor("blk.0.ffn_up.bias").is_some()),
+    );
     for (gguf_key, hf_key) in [
         ("tokenizer.ggml.bos_token_id", "bos_token_id"),
         ("tokenizer.ggml.eos_token_id", "eos_token_id"),

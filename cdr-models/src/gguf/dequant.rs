@@ -51,7 +51,8 @@ pub const SUPPORTED: [GgmlType; 13] = [
     GgmlType::Q6_K,
 ];
 
-const SUPPORTED_NAMES: &str = "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K";
+const SUPPORTED_NAMES: &str =
+    "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K";
 
 /// Whether [`dequantize`] decodes `ty`.
 pub fn is_supported(ty: GgmlType) -> bool {

@@ -703,20 +703,15 @@ impl GgufFile {
         })();
         range
             .filter(|r| r.end <= self.mmap.len())
-            .ok_or_else(|| {
-                self.error(format!(
-                    "tensor `{}` lies outside the file",
-                    info.name
-                ))
-            })
+            .ok_or_else(|| self.error(format!("tensor `{}` lies outside the file", info.name)))
     }
 
     /// The stored bytes of `info`'s data (little-endian, in the tensor's ggml type).
     pub fn tensor_data(&self, info: &TensorInfo) -> Result<&[u8]> {
         let range = self.tensor_range(info)?;
-        self.mmap.get(range).ok_or_else(|| {
-            self.error(format!("tensor `{}` lies outside the file", info.name))
-        })
+        self.mmap
+            .get(range)
+            .ok_or_else(|| self.error(format!("tensor `{}` lies outside the file", info.name)))
     }
 
     /// Dequantizes tensor `name` (a GGUF name) to f32 in GGUF element order; `Ok(None)` if there is
@@ -986,7 +981,11 @@ fn parse(bytes: &[u8]) -> ParseResult<Parsed> {
     let version = c.u32()?;
     match version {
         2 | 3 => {}
-        1 => return Err("GGUF version 1 is not supported (re-convert with a current llama.cpp)".into()),
+        1 => {
+            return Err(
+                "GGUF version 1 is not supported (re-convert with a current llama.cpp)".into(),
+            );
+        }
         v if matches!(v.swap_bytes(), 1..=3) => {
             return Err("big-endian GGUF files are not supported".into());
         }

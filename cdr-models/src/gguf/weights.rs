@@ -124,10 +124,12 @@ impl GgufWeights {
         let permuted_heads = match arch.as_str() {
             "llama" => {
                 let heads_key = format!("{arch}.attention.head_count");
-                let heads = file.get_u32(&heads_key)?.ok_or_else(|| ModelError::Config {
-                    path: file.path().to_path_buf(),
-                    message: format!("GGUF metadata has no `{heads_key}`"),
-                })?;
+                let heads = file
+                    .get_u32(&heads_key)?
+                    .ok_or_else(|| ModelError::Config {
+                        path: file.path().to_path_buf(),
+                        message: format!("GGUF metadata has no `{heads_key}`"),
+                    })?;
                 let kv = file
                     .get_u32(&format!("{arch}.attention.head_count_kv"))?
                     .unwrap_or(heads);
@@ -214,6 +216,15 @@ impl GgufWeights {
             .block_layout()
             .ok_or_else(|| dequant_error(&self.file, info.name(), DequantError::Unsupported(ty)))?;
         let fail = |e: DequantError| dequant_error(&self.file, info.name(), e);
+        // Checked once here, so the chunked loops below cannot silently leave part of `out` unset.
+        if ty.byte_len(out.len() as u64) != Some(src.len() as u64) {
+            return Err(self.error(format!(
+                "tensor `{}`: {} bytes of {ty} data for {} elements",
+                info.name(),
+                src.len(),
+                out.len()
+            )));
+        }
 
         let Some(heads) = heads else {
             // Whole blocks at a time, about CHUNK_BYTES of input per step.
@@ -247,9 +258,9 @@ impl GgufWeights {
                 for (i, src_row) in src_chunk.chunks(row_bytes).enumerate() {
                     let g = chunk_index * rows_per_chunk + i;
                     let r = unpermute_row(g, head_dim);
-                    let dst = out
-                        .get_mut(r * row_len..(r + 1) * row_len)
-                        .ok_or_else(|| self.error(format!("tensor `{}`: row out of range", info.name())))?;
+                    let dst = out.get_mut(r * row_len..(r + 1) * row_len).ok_or_else(|| {
+                        self.error(format!("tensor `{}`: row out of range", info.name()))
+                    })?;
                     dequant::dequantize(ty, src_row, dst).map_err(fail)?;
                 }
                 let start = range.start + chunk_index * rows_per_chunk * row_bytes;
@@ -347,7 +358,9 @@ impl Staging {
             // SAFETY: `convert` reads each range of the buffer once, in order, and reports it
             // consumed afterwards; nothing reads these pages again (they would read as zeros).
             // Only pages wholly inside the consumed range are dropped, never a partly unread one.
-            let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start) };
+            let _ = unsafe {
+                map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start)
+            };
         }
     }
 }
