@@ -220,17 +220,24 @@ pub struct IoArgs {
     pub messages_field: String,
 }
 
+/// What every scoring command takes: the pair, the customization, the input.
 #[derive(Debug, Args)]
-pub struct ScoreArgs {
+pub struct RunArgs {
     #[command(flatten)]
     pub models: ModelArgs,
     #[command(flatten)]
     pub customize: CustomizeArgs,
+    #[command(flatten)]
+    pub io: IoArgs,
     /// Set from the global `--quiet`.
     #[arg(skip)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
     #[command(flatten)]
-    pub io: IoArgs,
+    pub run: RunArgs,
     /// Scored rows (.jsonl or .parquet); re-running with the same path resumes.
     #[arg(long, short)]
     pub output: PathBuf,
@@ -239,14 +246,7 @@ pub struct ScoreArgs {
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     #[command(flatten)]
-    pub models: ModelArgs,
-    #[command(flatten)]
-    pub customize: CustomizeArgs,
-    /// Set from the global `--quiet`.
-    #[arg(skip)]
-    pub quiet: bool,
-    #[command(flatten)]
-    pub io: IoArgs,
+    pub run: RunArgs,
     /// Also write the scored rows here (.jsonl or .parquet); re-running resumes from it.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
@@ -258,14 +258,7 @@ pub struct EvalArgs {
 #[derive(Debug, Args)]
 pub struct AnnotateArgs {
     #[command(flatten)]
-    pub models: ModelArgs,
-    #[command(flatten)]
-    pub customize: CustomizeArgs,
-    /// Set from the global `--quiet`.
-    #[arg(skip)]
-    pub quiet: bool,
-    #[command(flatten)]
-    pub io: IoArgs,
+    pub run: RunArgs,
     /// Preference pairs in the TRL DPO/SimPO layout (.jsonl or .parquet); re-running resumes.
     #[arg(long, short)]
     pub output: PathBuf,

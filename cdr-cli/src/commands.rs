@@ -1,23 +1,21 @@
 //! `cdr score`, `cdr eval`, `cdr annotate`.
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use cdr_core::ItemScore;
 use cdr_core::backend::Backend;
 use cdr_core::best_of_n::{PairStrategy, select_pair};
 use cdr_core::eval::{Accuracy, prefers_chosen};
-use cdr_core::{Item, ItemScore};
 use cdr_data::{
-    BestOfNRow, PairwiseRow, PreferencePair, ReadOutcome, RecordWriter, Row, read_best_of_n,
-    read_pairwise, read_records, read_rows,
+    PairwiseRow, PreferencePair, ReadOutcome, RecordWriter, Row, read_best_of_n, read_pairwise,
+    read_records, read_rows,
 };
 
 use crate::backend::BackendJob;
 use crate::cli::{AnnotateArgs, EvalArgs, PairStrategyArg, RouteArgs, RouterKind, ScoreArgs};
-use std::collections::{HashMap, HashSet};
-
-use crate::job::{load_pair_and_route, read_options, score_rows, summary, write_options};
-use crate::progress::Progress;
+use crate::job::{Run, ScoredRow, read_options, summary, write_options};
 use crate::records::{PairScore, ResponsesScore};
 use crate::report::{EvalReport, markdown};
 use crate::routing::{self, RowInfo};
@@ -26,13 +24,6 @@ fn report_skipped<T>(outcome: &ReadOutcome<T>) {
     for s in &outcome.skipped {
         eprintln!("cdr: skipped invalid row: {}", s.message);
     }
-}
-
-fn pair_items(r: &PairwiseRow) -> Vec<Item> {
-    vec![
-        Item::new(r.prompt.clone(), r.chosen.clone()),
-        Item::new(r.prompt.clone(), r.rejected.clone()),
-    ]
 }
 
 fn pair_score(r: &PairwiseRow, s: &[ItemScore], domain: Option<String>) -> PairScore {
@@ -49,71 +40,28 @@ fn pair_score(r: &PairwiseRow, s: &[ItemScore], domain: Option<String>) -> PairS
     }
 }
 
-fn bon_items(r: &BestOfNRow) -> Vec<Item> {
-    r.responses
-        .iter()
-        .map(|resp| Item::new(r.prompt.clone(), resp.clone()))
-        .collect()
-}
-
 impl BackendJob for ScoreArgs {
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
-        let outcome = read_rows(&self.io.input, &read_options(&self.io))?;
+        let io = &self.run.io;
+        let outcome = read_rows(&io.input, &read_options(io))?;
         report_skipped(&outcome);
-        let mut writer = RecordWriter::open(&self.output, &write_options(&self.io))?;
-        let done = writer.ids().clone();
-        let infos: Vec<RowInfo<'_>> = outcome
-            .rows
-            .iter()
-            .filter(|r| !done.contains(r.id()))
-            .map(|r| RowInfo {
-                id: r.id(),
-                prompt: r.prompt(),
-                domain: r.domain(),
-                subset: r.subset(),
-            })
-            .collect();
-        let (pair, domains) = load_pair_and_route::<B>(
-            &self.models,
-            &self.customize,
-            &infos,
-            &device,
-            &self.io.input,
-            self.quiet,
-        )?;
-        let mut progress = Progress::new(todo(&outcome.rows, &done, Row::id), "score", self.quiet);
-        let items = |r: &Row| {
-            let items = match r {
-                Row::Pairwise(p) => pair_items(p),
-                Row::BestOfN(b) => bon_items(b),
-            };
-            in_row(items, r.id(), domains.as_ref())
-        };
-        let stats = score_rows(
-            &pair,
-            &outcome.rows,
-            Row::id,
-            items,
-            &done,
-            self.io.skip_invalid,
-            self.io.chunk_rows,
-            &self.io.input,
-            &mut progress,
-            |r, s| {
-                let domain = routed(domains.as_ref(), r.id(), r.domain());
-                match r {
-                    Row::Pairwise(p) => writer.write(&pair_score(p, s, domain))?,
-                    Row::BestOfN(b) => writer.write(&ResponsesScore {
-                        id: b.id.clone(),
-                        subset: b.subset.clone(),
-                        domain,
-                        rewards: s.iter().map(|x| x.reward).collect(),
-                        scores: s.to_vec(),
-                    })?,
-                }
-                Ok(())
-            },
-        )?;
+        let mut writer = RecordWriter::open(&self.output, &write_options(io))?;
+        let run = Run::<B>::start(&self.run, &outcome.rows, writer.ids().clone(), &device)?;
+        let mut progress = run.progress(&outcome.rows, "score");
+        let stats = run.score(&outcome.rows, &mut progress, |r, s| {
+            let domain = run.domain(r);
+            match r {
+                Row::Pairwise(p) => writer.write(&pair_score(p, s, domain))?,
+                Row::BestOfN(b) => writer.write(&ResponsesScore {
+                    id: b.id.clone(),
+                    subset: b.subset.clone(),
+                    domain,
+                    rewards: s.iter().map(|x| x.reward).collect(),
+                    scores: s.to_vec(),
+                })?,
+            }
+            Ok(())
+        })?;
         progress.finish();
         let written = writer.finish()?;
         summary(&stats, &progress);
@@ -124,43 +72,25 @@ impl BackendJob for ScoreArgs {
 
 impl BackendJob for EvalArgs {
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
-        let outcome = read_pairwise(&self.io.input, &read_options(&self.io))?;
+        let io = &self.run.io;
+        let outcome = read_pairwise(&io.input, &read_options(io))?;
         report_skipped(&outcome);
         let mut writer = match &self.output {
-            Some(path) => Some(RecordWriter::open(path, &write_options(&self.io))?),
+            Some(path) => Some(RecordWriter::open(path, &write_options(io))?),
             None => None,
         };
         let done = writer.as_ref().map(|w| w.ids().clone()).unwrap_or_default();
-        let infos = pairwise_infos(&outcome.rows, &done);
-        let (pair, domains) = load_pair_and_route::<B>(
-            &self.models,
-            &self.customize,
-            &infos,
-            &device,
-            &self.io.input,
-            self.quiet,
-        )?;
-        let mut progress = Progress::new(todo(&outcome.rows, &done, |r| &r.id), "eval", self.quiet);
+        let run = Run::<B>::start(&self.run, &outcome.rows, done, &device)?;
+        let mut progress = run.progress(&outcome.rows, "eval");
         let mut scored: Vec<PairScore> = Vec::new();
-        let stats = score_rows(
-            &pair,
-            &outcome.rows,
-            |r| &r.id,
-            |r| in_row(pair_items(r), &r.id, domains.as_ref()),
-            &done,
-            self.io.skip_invalid,
-            self.io.chunk_rows,
-            &self.io.input,
-            &mut progress,
-            |r, s| {
-                let record = pair_score(r, s, routed(domains.as_ref(), &r.id, r.domain.as_deref()));
-                if let Some(w) = writer.as_mut() {
-                    w.write(&record)?;
-                }
-                scored.push(record);
-                Ok(())
-            },
-        )?;
+        let stats = run.score(&outcome.rows, &mut progress, |r, s| {
+            let record = pair_score(r, s, run.domain(r));
+            if let Some(w) = writer.as_mut() {
+                w.write(&record)?;
+            }
+            scored.push(record);
+            Ok(())
+        })?;
         progress.finish();
         if let Some(w) = writer {
             w.finish()?;
@@ -171,8 +101,7 @@ impl BackendJob for EvalArgs {
         if let Some(path) = &self.output {
             let mut earlier: Vec<PairScore> = read_records(path, None)
                 .with_context(|| format!("reading back {}", path.display()))?;
-            let fresh: std::collections::HashSet<&str> =
-                scored.iter().map(|s| s.id.as_str()).collect();
+            let fresh: HashSet<&str> = scored.iter().map(|s| s.id.as_str()).collect();
             earlier.retain(|s| !fresh.contains(s.id.as_str()));
             scored.extend(earlier);
         }
@@ -182,10 +111,11 @@ impl BackendJob for EvalArgs {
             accuracy.add(s.subset.as_deref(), s.domain.as_deref(), s.correct);
             truncated += usize::from(s.chosen.truncated) + usize::from(s.rejected.truncated);
         }
+        let pair = &run.pair;
         let report = EvalReport {
-            input: self.io.input.display().to_string(),
-            strong: self.models.strong.clone(),
-            weak: self.models.weak.clone(),
+            input: io.input.display().to_string(),
+            strong: self.run.models.strong.clone(),
+            weak: self.run.models.weak.clone(),
             template: pair.template().name().to_string(),
             reduction: format!("{:?}", pair.options().reduction).to_lowercase(),
             rows: scored.len(),
@@ -213,77 +143,42 @@ impl BackendJob for EvalArgs {
 
 impl BackendJob for AnnotateArgs {
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
-        let outcome = read_best_of_n(&self.io.input, &read_options(&self.io))?;
+        let io = &self.run.io;
+        let outcome = read_best_of_n(&io.input, &read_options(io))?;
         report_skipped(&outcome);
-        let mut writer = RecordWriter::open(&self.output, &write_options(&self.io))?;
-        let done = writer.ids().clone();
-        let infos: Vec<RowInfo<'_>> = outcome
-            .rows
-            .iter()
-            .filter(|r| !done.contains(&r.id))
-            .map(|r| RowInfo {
-                id: &r.id,
-                prompt: &r.prompt,
-                domain: r.domain.as_deref(),
-                subset: r.subset.as_deref(),
-            })
-            .collect();
-        let (pair, domains) = load_pair_and_route::<B>(
-            &self.models,
-            &self.customize,
-            &infos,
-            &device,
-            &self.io.input,
-            self.quiet,
-        )?;
+        let mut writer = RecordWriter::open(&self.output, &write_options(io))?;
+        let run = Run::<B>::start(&self.run, &outcome.rows, writer.ids().clone(), &device)?;
         let strategy = match self.pair_strategy {
             PairStrategyArg::BestWorst => PairStrategy::BestWorst,
             PairStrategyArg::BestRandom => PairStrategy::BestRandom { seed: self.seed },
         };
-        let mut progress = Progress::new(
-            todo(&outcome.rows, &done, |r| &r.id),
-            "annotate",
-            self.quiet,
-        );
-        let mut dropped: std::collections::BTreeMap<String, usize> = Default::default();
-        let stats = score_rows(
-            &pair,
-            &outcome.rows,
-            |r| &r.id,
-            |r| in_row(bon_items(r), &r.id, domains.as_ref()),
-            &done,
-            self.io.skip_invalid,
-            self.io.chunk_rows,
-            &self.io.input,
-            &mut progress,
-            |r, s| {
-                let rewards: Vec<f64> = s.iter().map(|x| x.reward).collect();
-                let texts: Vec<&str> = r.responses.iter().map(String::as_str).collect();
-                match select_pair(&r.id, &texts, &rewards, strategy) {
-                    Ok(sel) => {
-                        let mut pair = PreferencePair::new(
-                            &r.id,
-                            r.prompt.clone(),
-                            &r.responses[sel.chosen],
-                            &r.responses[sel.rejected],
-                            rewards[sel.chosen],
-                            rewards[sel.rejected],
-                        );
-                        if let Some(subset) = &r.subset {
-                            pair = pair.with_extra("subset", subset.as_str());
-                        }
-                        if let Some(domain) = routed(domains.as_ref(), &r.id, r.domain.as_deref()) {
-                            pair = pair.with_extra("domain", domain);
-                        }
-                        writer.write(&pair)?;
+        let mut progress = run.progress(&outcome.rows, "annotate");
+        let mut dropped: BTreeMap<String, usize> = BTreeMap::new();
+        let stats = run.score(&outcome.rows, &mut progress, |r, s| {
+            let rewards: Vec<f64> = s.iter().map(|x| x.reward).collect();
+            let texts: Vec<&str> = r.responses.iter().map(String::as_str).collect();
+            match select_pair(&r.id, &texts, &rewards, strategy) {
+                Ok(sel) => {
+                    let mut pair = PreferencePair::new(
+                        &r.id,
+                        r.prompt.clone(),
+                        &r.responses[sel.chosen],
+                        &r.responses[sel.rejected],
+                        rewards[sel.chosen],
+                        rewards[sel.rejected],
+                    );
+                    if let Some(subset) = &r.subset {
+                        pair = pair.with_extra("subset", subset.as_str());
                     }
-                    Err(why) => {
-                        *dropped.entry(format!("{why:?}")).or_default() += 1;
+                    if let Some(domain) = run.domain(r) {
+                        pair = pair.with_extra("domain", domain);
                     }
+                    writer.write(&pair)?;
                 }
-                Ok(())
-            },
-        )?;
+                Err(why) => *dropped.entry(format!("{why:?}")).or_default() += 1,
+            }
+            Ok(())
+        })?;
         progress.finish();
         let written = writer.finish()?;
         summary(&stats, &progress);
@@ -296,43 +191,6 @@ impl BackendJob for AnnotateArgs {
         );
         Ok(())
     }
-}
-
-/// Tags items with their row id and routed domain (what customization needs).
-fn in_row(items: Vec<Item>, id: &str, domains: Option<&HashMap<String, String>>) -> Vec<Item> {
-    let domain = domains.and_then(|d| d.get(id)).cloned();
-    items
-        .into_iter()
-        .map(|i| i.in_row(id, domain.clone()))
-        .collect()
-}
-
-/// The routed domain when customizing, else the row's own `domain` field.
-fn routed(
-    domains: Option<&HashMap<String, String>>,
-    id: &str,
-    own: Option<&str>,
-) -> Option<String> {
-    match domains {
-        Some(d) => d.get(id).cloned(),
-        None => own.map(str::to_string),
-    }
-}
-
-fn pairwise_infos<'a>(rows: &'a [PairwiseRow], done: &HashSet<String>) -> Vec<RowInfo<'a>> {
-    rows.iter()
-        .filter(|r| !done.contains(&r.id))
-        .map(|r| RowInfo {
-            id: &r.id,
-            prompt: &r.prompt,
-            domain: r.domain.as_deref(),
-            subset: r.subset.as_deref(),
-        })
-        .collect()
-}
-
-fn todo<R>(rows: &[R], done: &std::collections::HashSet<String>, id: impl Fn(&R) -> &str) -> usize {
-    rows.iter().filter(|r| !done.contains(id(r))).count()
 }
 
 fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -358,16 +216,7 @@ impl BackendJob for RouteArgs {
             Some(c) => c,
             None => cdr_core::Customization::default_config()?,
         };
-        let infos: Vec<RowInfo<'_>> = outcome
-            .rows
-            .iter()
-            .map(|r| RowInfo {
-                id: r.id(),
-                prompt: r.prompt(),
-                domain: r.domain(),
-                subset: r.subset(),
-            })
-            .collect();
+        let infos: Vec<RowInfo<'_>> = outcome.rows.iter().map(ScoredRow::info).collect();
         let router = if self.customize.router == RouterKind::Likelihood {
             let model = self
                 .customize

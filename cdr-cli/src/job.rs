@@ -1,17 +1,15 @@
 //! The scoring loop shared by `score`, `eval` and `annotate`: rows in chunks, prepared per row,
 //! scored in token-budgeted batches, written in input order, resumable by row id.
 
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context, bail};
 use cdr_core::backend::Backend;
 use cdr_core::{DensityRatio, Item, ItemScore, Limits, Reduction, ScoreOptions, TokenizerPolicy};
-use cdr_data::{Fields, ReadOptions, WriteOptions};
+use cdr_data::{BestOfNRow, Fields, PairwiseRow, ReadOptions, Row, WriteOptions};
 use tracing::warn;
 
-use std::collections::HashMap;
-
-use crate::cli::{CustomizeArgs, IoArgs, ModelArgs, ReductionArg, RouterKind};
+use crate::cli::{IoArgs, ModelArgs, ReductionArg, RouterKind, RunArgs};
 use crate::progress::Progress;
 use crate::routing::{self, RowInfo};
 
@@ -37,39 +35,6 @@ pub fn write_options(io: &IoArgs) -> WriteOptions {
         fresh: io.fresh,
         ..WriteOptions::default()
     }
-}
-
-/// Row id -> routed domain.
-pub type Domains = HashMap<String, String>;
-
-/// Loads the pair with `--customize` applied, and routes the rows: the returned map gives each
-/// row id its domain when customization is on (`None` otherwise).
-pub fn load_pair_and_route<B: Backend>(
-    m: &ModelArgs,
-    c: &CustomizeArgs,
-    rows: &[RowInfo<'_>],
-    device: &B::Device,
-    input: &Path,
-    quiet: bool,
-) -> anyhow::Result<(DensityRatio<B>, Option<Domains>)> {
-    let pair = load_pair::<B>(m, device)?;
-    let Some(custom) = routing::customization(c)? else {
-        return Ok((pair, None));
-    };
-    let router = if c.router == RouterKind::Likelihood {
-        Some(routing::likelihood_router::<B>(
-            c.router_model.as_deref(),
-            Some((pair.strong(), pair.template())),
-            None,
-            device,
-            pair.options().dtype,
-            m.max_batch_tokens,
-        )?)
-    } else {
-        None
-    };
-    let domains = routing::route(&custom, c.router, rows, router.as_ref(), input, quiet)?;
-    Ok((pair.with_customization(custom), Some(domains)))
 }
 
 pub fn load_pair<B: Backend>(m: &ModelArgs, device: &B::Device) -> anyhow::Result<DensityRatio<B>> {
@@ -113,79 +78,208 @@ pub struct RunStats {
     pub failed_rows: Vec<(String, String)>,
 }
 
-/// Scores `rows` (skipping ids in `done`), calling `emit` with each row and its item
-/// scores in input order. A row whose items cannot be prepared is an error, or with
-/// `skip_invalid` is reported and left out.
-#[allow(clippy::too_many_arguments)]
-pub fn score_rows<B: Backend, R>(
-    pair: &DensityRatio<B>,
-    rows: &[R],
-    id_of: impl Fn(&R) -> &str,
-    items_of: impl Fn(&R) -> Vec<Item>,
-    done: &std::collections::HashSet<String>,
-    skip_invalid: bool,
-    chunk_rows: usize,
-    input: &Path,
-    progress: &mut Progress,
-    mut emit: impl FnMut(&R, &[ItemScore]) -> anyhow::Result<()>,
-) -> anyhow::Result<RunStats> {
-    let mut stats = RunStats::default();
-    let todo: Vec<&R> = rows.iter().filter(|r| !done.contains(id_of(r))).collect();
-    stats.resumed = rows.len() - todo.len();
-    if stats.resumed > 0 {
-        tracing::info!(
-            rows = stats.resumed,
-            "resuming: rows already in the output are skipped"
-        );
+/// A row of any input shape, as the scoring loop sees it.
+pub trait ScoredRow {
+    fn info(&self) -> RowInfo<'_>;
+    /// The responses to score, each in the row's conversation.
+    fn items(&self) -> Vec<Item>;
+}
+
+impl ScoredRow for PairwiseRow {
+    fn info(&self) -> RowInfo<'_> {
+        RowInfo {
+            id: &self.id,
+            prompt: &self.prompt,
+            domain: self.domain.as_deref(),
+            subset: self.subset.as_deref(),
+        }
     }
-    let chunk_rows_max = chunk_rows.max(1);
-    let mut start = 0;
-    while start < todo.len() {
-        let mut end = start;
-        let mut rows_in_chunk = Vec::new();
-        let mut prepared = Vec::new();
-        let mut spans = Vec::new();
-        while end < todo.len() && rows_in_chunk.len() < chunk_rows_max {
-            let row = todo[end];
-            end += 1;
-            let items = items_of(row);
-            let attempt: Result<Vec<_>, _> = items.iter().map(|i| pair.prepare(i)).collect();
-            match attempt {
-                Ok(p) => {
-                    spans.push((prepared.len(), p.len()));
-                    prepared.extend(p);
-                    rows_in_chunk.push(row);
-                }
-                Err(e) if skip_invalid => {
-                    warn!(id = id_of(row), "skipped: {e}");
-                    stats
-                        .failed_rows
-                        .push((id_of(row).to_string(), e.to_string()));
-                    progress.rows(1);
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!(
-                            "{}: row `{}` (use --skip-invalid to continue past bad rows)",
-                            input.display(),
-                            id_of(row)
-                        )
-                    });
+
+    fn items(&self) -> Vec<Item> {
+        vec![
+            Item::new(self.prompt.clone(), self.chosen.clone()),
+            Item::new(self.prompt.clone(), self.rejected.clone()),
+        ]
+    }
+}
+
+impl ScoredRow for BestOfNRow {
+    fn info(&self) -> RowInfo<'_> {
+        RowInfo {
+            id: &self.id,
+            prompt: &self.prompt,
+            domain: self.domain.as_deref(),
+            subset: self.subset.as_deref(),
+        }
+    }
+
+    fn items(&self) -> Vec<Item> {
+        self.responses
+            .iter()
+            .map(|r| Item::new(self.prompt.clone(), r.clone()))
+            .collect()
+    }
+}
+
+impl ScoredRow for Row {
+    fn info(&self) -> RowInfo<'_> {
+        match self {
+            Row::Pairwise(r) => r.info(),
+            Row::BestOfN(r) => r.info(),
+        }
+    }
+
+    fn items(&self) -> Vec<Item> {
+        match self {
+            Row::Pairwise(r) => r.items(),
+            Row::BestOfN(r) => r.items(),
+        }
+    }
+}
+
+/// One scoring run: the loaded pair, the routed domains (when customizing) and the ids the
+/// output already holds.
+pub struct Run<'a, B: Backend> {
+    pub pair: DensityRatio<B>,
+    domains: Option<HashMap<String, String>>,
+    done: HashSet<String>,
+    args: &'a RunArgs,
+}
+
+impl<'a, B: Backend> Run<'a, B> {
+    /// Loads the pair (with `--customize`) and routes the rows not yet in the output.
+    pub fn start<R: ScoredRow>(
+        args: &'a RunArgs,
+        rows: &[R],
+        done: HashSet<String>,
+        device: &B::Device,
+    ) -> anyhow::Result<Self> {
+        let pair = load_pair::<B>(&args.models, device)?;
+        let pending: Vec<RowInfo<'_>> = rows
+            .iter()
+            .map(ScoredRow::info)
+            .filter(|i| !done.contains(i.id))
+            .collect();
+        let c = &args.customize;
+        let (pair, domains) = match routing::customization(c)? {
+            None => (pair, None),
+            Some(custom) => {
+                let router = match c.router {
+                    RouterKind::Likelihood => Some(routing::likelihood_router::<B>(
+                        c.router_model.as_deref(),
+                        Some((pair.strong(), pair.template())),
+                        None,
+                        device,
+                        pair.options().dtype,
+                        args.models.max_batch_tokens,
+                    )?),
+                    _ => None,
+                };
+                let domains = routing::route(
+                    &custom,
+                    c.router,
+                    &pending,
+                    router.as_ref(),
+                    &args.io.input,
+                    args.quiet,
+                )?;
+                (pair.with_customization(custom), Some(domains))
+            }
+        };
+        Ok(Self {
+            pair,
+            domains,
+            done,
+            args,
+        })
+    }
+
+    /// A progress bar over the rows still to score.
+    pub fn progress<R: ScoredRow>(&self, rows: &[R], label: &str) -> Progress {
+        let todo = rows
+            .iter()
+            .filter(|r| !self.done.contains(r.info().id))
+            .count();
+        Progress::new(todo, label, self.args.quiet)
+    }
+
+    /// The domain to report for a row: the routed one when customizing, else its own field.
+    pub fn domain<R: ScoredRow>(&self, row: &R) -> Option<String> {
+        let info = row.info();
+        match &self.domains {
+            Some(d) => d.get(info.id).cloned(),
+            None => info.domain.map(str::to_string),
+        }
+    }
+
+    /// Scores the rows not in the output yet, calling `emit` with each row and its item scores
+    /// in input order, `--chunk-rows` rows per batch plan. A row whose items cannot be prepared
+    /// is an error, or with `--skip-invalid` is reported and left out.
+    pub fn score<R: ScoredRow>(
+        &self,
+        rows: &[R],
+        progress: &mut Progress,
+        mut emit: impl FnMut(&R, &[ItemScore]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<RunStats> {
+        let io = &self.args.io;
+        let mut stats = RunStats::default();
+        let todo: Vec<&R> = rows
+            .iter()
+            .filter(|r| !self.done.contains(r.info().id))
+            .collect();
+        stats.resumed = rows.len() - todo.len();
+        if stats.resumed > 0 {
+            tracing::info!(
+                rows = stats.resumed,
+                "resuming: rows already in the output are skipped"
+            );
+        }
+        for chunk in todo.chunks(io.chunk_rows.max(1)) {
+            let mut kept = Vec::new();
+            let mut prepared = Vec::new();
+            let mut spans = Vec::new();
+            for &row in chunk {
+                let id = row.info().id;
+                let domain = self.domains.as_ref().and_then(|d| d.get(id)).cloned();
+                let attempt: Result<Vec<_>, _> = row
+                    .items()
+                    .into_iter()
+                    .map(|i| self.pair.prepare(&i.in_row(id, domain.clone())))
+                    .collect();
+                match attempt {
+                    Ok(p) => {
+                        spans.push((prepared.len(), p.len()));
+                        prepared.extend(p);
+                        kept.push(row);
+                    }
+                    Err(e) if io.skip_invalid => {
+                        warn!(id, "skipped: {e}");
+                        stats.failed_rows.push((id.to_string(), e.to_string()));
+                        progress.rows(1);
+                    }
+                    Err(e) => {
+                        return Err(e).with_context(|| {
+                            format!(
+                                "{}: row `{id}` (use --skip-invalid to continue past bad rows)",
+                                io.input.display()
+                            )
+                        });
+                    }
                 }
             }
+            let scores = self
+                .pair
+                .score_prepared_with(&prepared, &mut |_, tokens| progress.tokens(tokens))?;
+            for (row, (offset, n)) in kept.iter().zip(&spans) {
+                let row_scores = &scores[*offset..offset + n];
+                stats.truncated_items += row_scores.iter().filter(|s| s.truncated).count();
+                emit(row, row_scores)?;
+                stats.scored_rows += 1;
+                progress.rows(1);
+            }
         }
-        let scores =
-            pair.score_prepared_with(&prepared, &mut |_, tokens| progress.tokens(tokens))?;
-        for (row, (offset, n)) in rows_in_chunk.iter().zip(&spans) {
-            let row_scores = &scores[*offset..offset + n];
-            stats.truncated_items += row_scores.iter().filter(|s| s.truncated).count();
-            emit(row, row_scores)?;
-            stats.scored_rows += 1;
-            progress.rows(1);
-        }
-        start = end;
+        Ok(stats)
     }
-    Ok(stats)
 }
 
 pub fn summary(stats: &RunStats, progress: &Progress) {

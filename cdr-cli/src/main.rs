@@ -31,16 +31,16 @@ fn main() -> std::process::ExitCode {
 
     let result = match cli.command {
         Command::Score(mut args) => {
-            args.quiet = cli.quiet;
-            dispatch(args.models.device, args)
+            args.run.quiet = cli.quiet;
+            dispatch(args.run.models.device, args)
         }
         Command::Eval(mut args) => {
-            args.quiet = cli.quiet;
-            dispatch(args.models.device, args)
+            args.run.quiet = cli.quiet;
+            dispatch(args.run.models.device, args)
         }
         Command::Annotate(mut args) => {
-            args.quiet = cli.quiet;
-            dispatch(args.models.device, args)
+            args.run.quiet = cli.quiet;
+            dispatch(args.run.models.device, args)
         }
         Command::Route(mut args) => {
             args.quiet = cli.quiet;
