@@ -72,6 +72,11 @@ pub struct CustomizeArgs {
     /// Router model for --router likelihood|llm (default: the strong model).
     #[arg(long)]
     pub router_model: Option<String>,
+
+    /// --router likelihood: subtract each label's log-prob given an empty conversation, so a
+    /// router model's bias towards one label does not decide every route.
+    #[arg(long)]
+    pub router_calibrate: bool,
 }
 
 #[derive(Debug, Args)]

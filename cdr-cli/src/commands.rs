@@ -233,6 +233,7 @@ impl BackendJob for RouteArgs {
                     .map_err(anyhow::Error::msg)
                     .context("--dtype")?,
                 self.max_batch_tokens,
+                self.customize.router_calibrate,
             )?)
         } else {
             None

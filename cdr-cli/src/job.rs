@@ -172,6 +172,7 @@ impl<'a, B: Backend> Run<'a, B> {
                         device,
                         pair.options().dtype,
                         args.models.max_batch_tokens,
+                        c.router_calibrate,
                     )?),
                     _ => None,
                 };

@@ -35,6 +35,7 @@ pub fn likelihood_router<B: Backend>(
     device: &B::Device,
     dtype: cdr_core::ComputeDtype,
     max_batch_tokens: usize,
+    calibrate: bool,
 ) -> anyhow::Result<LikelihoodRouter<B>> {
     let limits = Limits {
         max_prompt_tokens: 4096,
@@ -47,12 +48,9 @@ pub fn likelihood_router<B: Backend>(
             Some(t) => ChatTemplate::resolve(t, Some(&dir))?,
             None => cdr_core::model_template(&dir)?,
         };
-        return Ok(LikelihoodRouter::new(
-            scorer,
-            template,
-            limits,
-            max_batch_tokens,
-        ));
+        return Ok(
+            LikelihoodRouter::new(scorer, template, limits, max_batch_tokens).calibrated(calibrate),
+        );
     }
     match fallback {
         Some((scorer, template)) => {
@@ -62,12 +60,10 @@ pub fn likelihood_router<B: Backend>(
                 template.bos_token(),
                 template.eos_token(),
             )?;
-            Ok(LikelihoodRouter::new(
-                scorer.clone(),
-                template,
-                limits,
-                max_batch_tokens,
-            ))
+            Ok(
+                LikelihoodRouter::new(scorer.clone(), template, limits, max_batch_tokens)
+                    .calibrated(calibrate),
+            )
         }
         None => bail!("--router likelihood needs a router model (--router-model or --strong)"),
     }

@@ -17,6 +17,7 @@ pub struct LikelihoodRouter<B: Backend> {
     template: ChatTemplate,
     limits: Limits,
     max_batch_tokens: usize,
+    calibrate: bool,
 }
 
 impl<B: Backend> LikelihoodRouter<B> {
@@ -31,7 +32,16 @@ impl<B: Backend> LikelihoodRouter<B> {
             template,
             limits,
             max_batch_tokens,
+            calibrate: false,
         }
+    }
+
+    /// Subtract each label's log-probability under the classification prompt with an empty
+    /// conversation, so a small router model's preference for one label's tokens (whatever the
+    /// query) does not decide the route ("contextual calibration").
+    pub fn calibrated(mut self, yes: bool) -> Self {
+        self.calibrate = yes;
+        self
     }
 
     /// Each conversation's domain, plus the per-domain log-probabilities behind the choice.
@@ -43,7 +53,9 @@ impl<B: Backend> LikelihoodRouter<B> {
     ) -> Result<Vec<(String, Vec<f64>)>> {
         let domains: Vec<&str> = customization.domain_names().collect();
         let mut encoded: Vec<Encoded> = Vec::with_capacity(conversations.len() * domains.len());
-        for convo in conversations {
+        let empty: [&[Message]; 1] = [&[]];
+        let baseline_convos: &[&[Message]] = if self.calibrate { &empty } else { &[] };
+        for convo in baseline_convos.iter().chain(conversations) {
             let question = [Message::user(customization.router_prompt(convo))];
             for d in &domains {
                 let rendered = self.template.render_pair(&question, d)?;
@@ -54,10 +66,21 @@ impl<B: Backend> LikelihoodRouter<B> {
         let logprobs = self
             .scorer
             .response_logprobs(&refs, self.max_batch_tokens, progress)?;
-        Ok(logprobs
-            .chunks(domains.len())
+        let mut chunks = logprobs.chunks(domains.len());
+        let baseline: Vec<f64> = match self.calibrate {
+            true => chunks
+                .next()
+                .map(|c| c.iter().map(|lp| sum_logprobs(lp)).collect())
+                .unwrap_or_default(),
+            false => vec![0.0; domains.len()],
+        };
+        Ok(chunks
             .map(|per_domain| {
-                let sums: Vec<f64> = per_domain.iter().map(|lp| sum_logprobs(lp)).collect();
+                let sums: Vec<f64> = per_domain
+                    .iter()
+                    .zip(&baseline)
+                    .map(|(lp, b)| sum_logprobs(lp) - b)
+                    .collect();
                 let best = (0..sums.len()).fold(0, |b, i| if sums[i] > sums[b] { i } else { b });
                 (domains[best].to_string(), sums)
             })
