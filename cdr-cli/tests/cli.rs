@@ -5,41 +5,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn model(name: &str) -> String {
-    root()
-        .join("cdr-models/tests/fixtures")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-fn pairs() -> PathBuf {
-    root().join("cdr-core/tests/fixtures/pairs.jsonl")
-}
-
-fn cdr(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cdr"))
-        .args(args)
-        .arg("--quiet")
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+mod common;
+use common::*;
 
 const LIMITS: [&str; 4] = ["--max-prompt-tokens", "256", "--max-response-tokens", "64"];
 

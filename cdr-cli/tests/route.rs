@@ -1,37 +1,9 @@
 //! `cdr route` and `--customize` end to end.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use serde_json::Value;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn model(name: &str) -> String {
-    root()
-        .join("cdr-models/tests/fixtures")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-fn cdr(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cdr"))
-        .args(args)
-        .arg("--quiet")
-        .output()
-        .unwrap()
-}
-
-fn jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+mod common;
+use common::*;
 
 /// The shared preference sets; they are not part of the repository.
 fn prefsets() -> Option<PathBuf> {

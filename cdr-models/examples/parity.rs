@@ -12,12 +12,7 @@ use std::path::PathBuf;
 use cdr_models::{ComputeDtype, LoadOptions, ModelDir};
 use serde::Deserialize;
 
-#[cfg(feature = "cuda")]
-type B = cdr_models::backend::Cuda;
-#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
-type B = cdr_models::backend::Wgpu;
-#[cfg(all(feature = "cpu", not(feature = "cuda"), not(feature = "wgpu")))]
-type B = cdr_models::backend::Cpu;
+type B = cdr_models::backend::Selected;
 
 #[derive(Deserialize)]
 struct Expected {

@@ -15,4 +15,13 @@ pub type Wgpu = burn::backend::Wgpu;
 #[cfg(feature = "cuda")]
 pub type Cuda = burn::backend::Cuda;
 
+/// The fastest backend this build has: CUDA, else wgpu, else the CPU. For binaries that pick the
+/// backend at compile time (benchmarks, parity checks).
+#[cfg(feature = "cuda")]
+pub type Selected = Cuda;
+#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+pub type Selected = Wgpu;
+#[cfg(all(feature = "cpu", not(feature = "cuda"), not(feature = "wgpu")))]
+pub type Selected = Cpu;
+
 pub use burn::tensor::backend::Backend;

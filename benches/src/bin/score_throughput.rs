@@ -14,12 +14,7 @@ use std::time::Instant;
 use cdr_models::{ComputeDtype, LoadOptions, ModelDir, ScoreSpan};
 use safetensors::{Dtype, tensor::TensorView};
 
-#[cfg(feature = "cuda")]
-type B = cdr_models::backend::Cuda;
-#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
-type B = cdr_models::backend::Wgpu;
-#[cfg(all(feature = "cpu", not(feature = "cuda"), not(feature = "wgpu")))]
-type B = cdr_models::backend::Cpu;
+type B = cdr_models::backend::Selected;
 
 struct Shape {
     name: &'static str,
