@@ -285,7 +285,7 @@ impl<'a, B: Backend> Run<'a, B> {
 
 pub fn summary(stats: &RunStats, progress: &Progress) {
     eprintln!(
-        "cdr: {} rows scored ({} already done), {} truncated responses, {} rows skipped, {:.0} tokens/s",
+        "cdr: {} rows scored ({} already done), {} truncated responses, {} rows skipped, {:.0} model tokens/s (strong + weak forward passes)",
         stats.scored_rows,
         stats.resumed,
         stats.truncated_items,

@@ -1,4 +1,5 @@
-//! Progress on stderr: rows, rows/s, tokens/s, ETA.
+//! Progress on stderr: rows, rows/s, tokens/s, ETA. Tokens count every forward pass (a sequence
+//! scored by both models counts twice), which is what the hardware does.
 
 use std::time::Instant;
 

@@ -63,7 +63,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut failed = false;
     let mut names: Vec<_> = std::fs::read_dir(&root)?
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().join("expected.json").is_file())
+        .filter(|e| {
+            e.path().join("expected.json").is_file() && e.path().join("config.json").is_file()
+        })
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
