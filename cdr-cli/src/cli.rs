@@ -180,6 +180,23 @@ pub struct ModelArgs {
     pub allow_tokenizer_mismatch: bool,
 }
 
+impl ModelArgs {
+    /// Checks that need no model: combinations the backends would only fail on mid-run.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let bf16 = matches!(
+            self.dtype.to_ascii_lowercase().as_str(),
+            "bf16" | "bfloat16"
+        );
+        if self.device == DeviceKind::Wgpu && bf16 {
+            // WGSL has no bf16: cubecl would panic inside a kernel compile instead of erroring.
+            anyhow::bail!(
+                "--device wgpu cannot compute in bf16 (WGSL has no bf16 type); use --dtype f16 or f32"
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Input and output files.
 #[derive(Debug, Clone, Args)]
 pub struct IoArgs {

@@ -32,15 +32,24 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Score(mut args) => {
             args.run.quiet = cli.quiet;
-            dispatch(args.run.models.device, args)
+            args.run
+                .models
+                .validate()
+                .and_then(|()| dispatch(args.run.models.device, args))
         }
         Command::Eval(mut args) => {
             args.run.quiet = cli.quiet;
-            dispatch(args.run.models.device, args)
+            args.run
+                .models
+                .validate()
+                .and_then(|()| dispatch(args.run.models.device, args))
         }
         Command::Annotate(mut args) => {
             args.run.quiet = cli.quiet;
-            dispatch(args.run.models.device, args)
+            args.run
+                .models
+                .validate()
+                .and_then(|()| dispatch(args.run.models.device, args))
         }
         Command::Route(mut args) => {
             args.quiet = cli.quiet;

@@ -331,6 +331,16 @@ fn unknown_template_and_missing_model_are_clear_errors() {
 }
 
 #[test]
+fn bf16_on_wgpu_is_refused_up_front() {
+    let input = pairs().display().to_string();
+    let o = run(&[
+        "eval", "--input", &input, "--device", "wgpu", "--dtype", "bf16",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("bf16"), "{}", stderr(&o));
+}
+
+#[test]
 fn different_tokenizers_are_refused_unless_allowed() {
     let tmp = tempfile::tempdir().unwrap();
     let weak = tmp.path().join("weak");
