@@ -95,15 +95,11 @@ pub struct RouteArgs {
     /// Router model for --router likelihood (required there unless --strong is given).
     #[arg(long)]
     pub strong: Option<String>,
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub device: DeviceKind,
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
     /// Chat template of the router model (default: its own).
     #[arg(long)]
     pub template: Option<String>,
-    #[arg(long, default_value_t = 8192)]
-    pub max_batch_tokens: usize,
     /// Where to write `{id, subset, domain}` rows (.jsonl or .parquet).
     #[arg(long, short)]
     pub output: Option<std::path::PathBuf>,
@@ -146,21 +142,13 @@ pub struct ModelArgs {
     #[arg(long)]
     pub weak: String,
 
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub device: DeviceKind,
-
-    /// Compute dtype: f32, f16 or bf16 (log-probs are always f32).
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
 
     /// Chat template: a built-in name (chatml, llama3, mistral, llama2) or a Jinja file. Default:
     /// the strong model's own.
     #[arg(long)]
     pub template: Option<String>,
-
-    /// Most tokens (batch x padded length) in one forward pass.
-    #[arg(long, default_value_t = 8192)]
-    pub max_batch_tokens: usize,
 
     /// Longer prompts keep their LAST this many tokens.
     #[arg(long, default_value_t = 2048)]
@@ -180,7 +168,30 @@ pub struct ModelArgs {
     pub allow_tokenizer_mismatch: bool,
 }
 
-impl ModelArgs {
+/// Where and how the models compute.
+#[derive(Debug, Clone, Args)]
+pub struct ComputeArgs {
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceKind,
+
+    /// Compute dtype: f32, f16 or bf16 (log-probs are always f32).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+
+    /// Most tokens (batch x padded length) in one forward pass.
+    #[arg(long, default_value_t = 8192)]
+    pub max_batch_tokens: usize,
+}
+
+impl ComputeArgs {
+    pub fn dtype(&self) -> anyhow::Result<cdr_core::ComputeDtype> {
+        use anyhow::Context;
+        self.dtype
+            .parse()
+            .map_err(anyhow::Error::msg)
+            .context("--dtype")
+    }
+
     /// Checks that need no model: combinations the backends would only fail on mid-run.
     pub fn validate(&self) -> anyhow::Result<()> {
         let bf16 = matches!(

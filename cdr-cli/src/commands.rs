@@ -228,11 +228,8 @@ impl BackendJob for RouteArgs {
                 None,
                 self.template.as_deref(),
                 &device,
-                self.dtype
-                    .parse()
-                    .map_err(anyhow::Error::msg)
-                    .context("--dtype")?,
-                self.max_batch_tokens,
+                self.compute.dtype()?,
+                self.compute.max_batch_tokens,
                 self.customize.router_calibrate,
             )?)
         } else {

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Context;
 use cdr_models::gguf::GgufFile;
 use cdr_models::{Config, ModelDir};
 
@@ -41,6 +40,7 @@ fn storage(path: &Path, gguf: bool) -> anyhow::Result<BTreeMap<String, usize>> {
     Ok(counts)
 }
 
+#[cfg(feature = "cpu")]
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kib: f64 = status
@@ -127,7 +127,7 @@ fn load_and_measure(dir: &ModelDir, params: u64) -> anyhow::Result<()> {
         let start = std::time::Instant::now();
         let model = dir
             .load::<cdr_core::backend::Cpu>(&Default::default(), cdr_models::LoadOptions::default())
-            .context("loading the weights")?;
+            .map_err(|e| anyhow::anyhow!("loading the weights: {e}"))?;
         let secs = start.elapsed().as_secs_f64();
         let loaded = params as f64 * 4.0 / 1048576.0;
         let peak = peak_rss_mib().unwrap_or(0.0);

@@ -49,12 +49,8 @@ pub fn load_pair<B: Backend>(m: &ModelArgs, device: &B::Device) -> anyhow::Resul
             max_prompt_tokens: m.max_prompt_tokens,
             max_response_tokens: m.max_response_tokens,
         },
-        max_batch_tokens: m.max_batch_tokens,
-        dtype: m
-            .dtype
-            .parse()
-            .map_err(anyhow::Error::msg)
-            .context("--dtype")?,
+        max_batch_tokens: m.compute.max_batch_tokens,
+        dtype: m.compute.dtype()?,
         tokenizer_policy: if m.allow_tokenizer_mismatch {
             warn!("--allow-tokenizer-mismatch: each model scores its own tokenization of the text");
             TokenizerPolicy::Separate
@@ -171,7 +167,7 @@ impl<'a, B: Backend> Run<'a, B> {
                         None,
                         device,
                         pair.options().dtype,
-                        args.models.max_batch_tokens,
+                        args.models.compute.max_batch_tokens,
                         c.router_calibrate,
                     )?),
                     _ => None,

@@ -32,28 +32,31 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Score(mut args) => {
             args.run.quiet = cli.quiet;
-            args.run
-                .models
+            let compute = args.run.models.compute.clone();
+            compute
                 .validate()
-                .and_then(|()| dispatch(args.run.models.device, args))
+                .and_then(|()| dispatch(compute.device, args))
         }
         Command::Eval(mut args) => {
             args.run.quiet = cli.quiet;
-            args.run
-                .models
+            let compute = args.run.models.compute.clone();
+            compute
                 .validate()
-                .and_then(|()| dispatch(args.run.models.device, args))
+                .and_then(|()| dispatch(compute.device, args))
         }
         Command::Annotate(mut args) => {
             args.run.quiet = cli.quiet;
-            args.run
-                .models
+            let compute = args.run.models.compute.clone();
+            compute
                 .validate()
-                .and_then(|()| dispatch(args.run.models.device, args))
+                .and_then(|()| dispatch(compute.device, args))
         }
         Command::Route(mut args) => {
             args.quiet = cli.quiet;
-            dispatch(args.device, args)
+            let compute = args.compute.clone();
+            compute
+                .validate()
+                .and_then(|()| dispatch(compute.device, args))
         }
         Command::Info(args) => info::run(&args),
         Command::Config(args) => {
