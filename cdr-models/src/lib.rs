@@ -27,6 +27,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod gguf;
+pub mod kernels;
 pub mod llama;
 pub mod logprobs;
 pub mod rope;

@@ -4,16 +4,11 @@
 //! the same tree the checkpoint describes. What differs between the families is configuration:
 //! Mistral adds a sliding attention window, Qwen2 adds q/k/v biases, Llama 3 adds rope scaling.
 
-use burn::tensor::{
-    Bool, DType, Int, Tensor, TensorData,
-    activation::silu,
-    backend::Backend,
-    module::{attention, embedding},
-    ops::AttentionModuleOptions,
-};
+use burn::tensor::{DType, Int, Tensor, activation::silu, backend::Backend, module::embedding};
 
 use crate::config::Config;
 use crate::error::Result;
+use crate::kernels::{self, CausalMask};
 use crate::rope::{RopeTables, inverse_frequencies};
 use crate::weights::{ComputeDtype, Weights};
 
@@ -113,43 +108,16 @@ impl<B: Backend> Attention<B> {
         })
     }
 
-    /// `x`: `[batch, seq, hidden]`; `mask`: extra masked positions beyond causality (the sliding
-    /// window), `true` = masked.
-    pub fn forward(
-        &self,
-        x: Tensor<B, 3>,
-        rope: &RopeTables<B>,
-        mask: Option<Tensor<B, 4, Bool>>,
-    ) -> Tensor<B, 3> {
+    /// `x`: `[batch, seq, hidden]`.
+    pub fn forward(&self, x: Tensor<B, 3>, rope: &RopeTables<B>, mask: CausalMask) -> Tensor<B, 3> {
         let [b, s, _] = x.dims();
-        let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, s, n, self.head_dim]).swap_dims(1, 2);
+        let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, s, n, self.head_dim]);
         let q = rope.apply(heads(self.q_proj.forward(x.clone()), self.num_heads));
         let k = rope.apply(heads(self.k_proj.forward(x.clone()), self.num_kv_heads));
         let v = heads(self.v_proj.forward(x), self.num_kv_heads);
-        let (k, v) = (self.repeat_kv(k), self.repeat_kv(v));
-        let mask = mask.map(|m| m.expand([b, self.num_heads, s, s]));
-        let options = AttentionModuleOptions {
-            scale: None,
-            softcap: None,
-            is_causal: true,
-        };
-        let out = attention(q, k, v, mask, None, options);
-        let out = out
-            .swap_dims(1, 2)
-            .reshape([b, s, self.num_heads * self.head_dim]);
-        self.o_proj.forward(out)
-    }
-
-    /// Grouped-query attention: each key/value head serves `num_heads / num_kv_heads` query heads.
-    fn repeat_kv(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let groups = self.num_heads / self.num_kv_heads;
-        if groups == 1 {
-            return x;
-        }
-        let [b, n, s, d] = x.dims();
-        x.unsqueeze_dim::<5>(2)
-            .expand([b, n, groups, s, d])
-            .reshape([b, n * groups, s, d])
+        let out = kernels::attention(q, k, v, mask);
+        self.o_proj
+            .forward(out.reshape([b, s, self.num_heads * self.head_dim]))
     }
 }
 
@@ -199,12 +167,7 @@ impl<B: Backend> DecoderLayer<B> {
         })
     }
 
-    pub fn forward(
-        &self,
-        x: Tensor<B, 3>,
-        rope: &RopeTables<B>,
-        mask: Option<Tensor<B, 4, Bool>>,
-    ) -> Tensor<B, 3> {
+    pub fn forward(&self, x: Tensor<B, 3>, rope: &RopeTables<B>, mask: CausalMask) -> Tensor<B, 3> {
         let x = x.clone()
             + self
                 .self_attn
@@ -289,14 +252,12 @@ impl<B: Backend> LlamaForCausalLm<B> {
         let [_, seq] = ids.dims();
         let device = ids.device();
         let rope = RopeTables::new(&self.inv_freq, 0, seq, self.dtype.burn(), &device);
-        let mask = self
-            .config
-            .sliding_window()
-            .filter(|&w| w < seq)
-            .map(|w| sliding_window_mask::<B>(seq, w, &device));
+        let mask = CausalMask {
+            window: self.config.sliding_window(),
+        };
         let mut x = self.model.embed_tokens.forward(ids);
         for layer in &self.model.layers {
-            x = layer.forward(x, &rope, mask.clone());
+            x = layer.forward(x, &rope, mask);
         }
         self.model.norm.forward(x)
     }
@@ -309,20 +270,4 @@ impl<B: Backend> LlamaForCausalLm<B> {
         };
         hidden.matmul(weight.transpose())
     }
-}
-
-/// HF sliding-window semantics: query `i` sees keys `i - window + 1 ..= i`. Returns `true` for the
-/// keys further back (the causal part is applied by the attention kernel).
-fn sliding_window_mask<B: Backend>(
-    seq: usize,
-    window: usize,
-    device: &B::Device,
-) -> Tensor<B, 4, Bool> {
-    let mut mask = vec![false; seq * seq];
-    for i in 0..seq {
-        for j in 0..seq {
-            mask[i * seq + j] = j + window <= i;
-        }
-    }
-    Tensor::<B, 2, Bool>::from_data(TensorData::new(mask, [seq, seq]), device).unsqueeze::<4>()
 }

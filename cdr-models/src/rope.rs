@@ -55,13 +55,17 @@ pub fn inverse_frequencies(config: &Config) -> Vec<f32> {
     }
 }
 
-/// cos/sin tables of shape `[seq, head_dim]` for a run of positions, halves duplicated as in HF.
+/// cos/sin tables for a run of positions, halves duplicated as in HF: `[seq, head_dim]` values on
+/// the host (for kernels that read them directly) and `[1, seq, 1, head_dim]` tensors in the compute
+/// dtype (for the composed path, broadcasting over batch and heads).
 ///
 /// Built per forward pass for the positions it needs rather than once for
 /// `max_position_embeddings`, which reaches 128k for Llama 3 and would cost more memory than a
 /// small model's weights.
 #[derive(Debug, Clone)]
 pub struct RopeTables<B: Backend> {
+    host_cos: Vec<f32>,
+    host_sin: Vec<f32>,
     cos: Tensor<B, 4>,
     sin: Tensor<B, 4>,
 }
@@ -86,27 +90,34 @@ impl<B: Backend> RopeTables<B> {
                 sin.extend(angles.iter().map(|a| a.sin() as f32));
             }
         }
-        let shape = [1, 1, len, dim];
+        let shape = [1, len, 1, dim];
         Self {
-            cos: Tensor::from_data(TensorData::new(cos, shape), (device, dtype)),
-            sin: Tensor::from_data(TensorData::new(sin, shape), (device, dtype)),
+            cos: Tensor::from_data(TensorData::new(cos.clone(), shape), (device, dtype)),
+            sin: Tensor::from_data(TensorData::new(sin.clone(), shape), (device, dtype)),
+            host_cos: cos,
+            host_sin: sin,
         }
     }
 
-    /// Rotates `x` of shape `[batch, heads, seq, head_dim]`.
-    pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let dim = x.dims()[3];
-        let rotated = rotate_half(x.clone(), dim);
-        x * self.cos.clone() + rotated * self.sin.clone()
+    /// `[1, seq, 1, head_dim]` cosines in the compute dtype.
+    pub fn cos(&self) -> Tensor<B, 4> {
+        self.cos.clone()
     }
-}
 
-/// `[x1, x2] -> [-x2, x1]` along the last dimension.
-fn rotate_half<B: Backend>(x: Tensor<B, 4>, dim: usize) -> Tensor<B, 4> {
-    let half = dim / 2;
-    let x1 = x.clone().narrow(3, 0, half);
-    let x2 = x.narrow(3, half, half);
-    Tensor::cat(vec![x2.neg(), x1], 3)
+    /// `[1, seq, 1, head_dim]` sines in the compute dtype.
+    pub fn sin(&self) -> Tensor<B, 4> {
+        self.sin.clone()
+    }
+
+    /// `(cos, sin)` as f32, `[seq, head_dim]` row-major.
+    pub fn host_tables(&self) -> (&[f32], &[f32]) {
+        (&self.host_cos, &self.host_sin)
+    }
+
+    /// Rotates `x` of shape `[batch, seq, heads, head_dim]`.
+    pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        crate::kernels::rotary(x, self)
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,66 @@
+//! The decoder's attention block — rotary embedding and causal attention — behind one interface,
+//! with a fast path per backend.
+//!
+//! burn's tensor ops are generic, which costs on the CPU: every head split is a strided copy, grouped
+//! query attention repeats keys and values in memory, and flex's attention walks the heads on one
+//! thread. The CPU path ([`cpu`]) instead reads the projections where they lie (`[batch, seq, heads,
+//! head_dim]`), serves each key/value head to its query group without copying, computes only the
+//! causal (and sliding-window) part of each score block, and spreads (batch, head, query block)
+//! tiles over all cores. Other backends take the composed burn ops ([`generic`]), which their fusion
+//! compilers handle.
+//!
+//! Dispatch is by the backend's type at run time (a `TypeId` check), so model code stays generic
+//! over `B: Backend` and a backend without a fast path still works.
+
+use burn::tensor::{Tensor, backend::Backend};
+
+#[cfg(feature = "cpu")]
+mod cpu;
+mod generic;
+
+/// Which keys each query sees: causal, query `i` of `q_len` sits at absolute position
+/// `kv_len - q_len + i` (so a query block can follow cached keys), optionally limited to the
+/// `window` most recent keys (HF sliding-window semantics: position `p` sees `p - window + 1 ..= p`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CausalMask {
+    pub window: Option<usize>,
+}
+
+impl CausalMask {
+    /// First key (inclusive) visible from absolute position `p`.
+    pub fn first_key(&self, p: usize) -> usize {
+        match self.window {
+            Some(w) => (p + 1).saturating_sub(w),
+            None => 0,
+        }
+    }
+}
+
+/// Rotates `x` of shape `[batch, seq, heads, head_dim]` by the tables' angles (one row per position
+/// of `seq`), HF `rotate_half` convention.
+pub fn rotary<B: Backend>(x: Tensor<B, 4>, rope: &crate::rope::RopeTables<B>) -> Tensor<B, 4> {
+    #[cfg(feature = "cpu")]
+    if let Some(out) = cpu::rotary(&x, rope) {
+        return out;
+    }
+    generic::rotary(x, rope)
+}
+
+/// Scaled dot-product attention over `q: [batch, q_len, heads, head_dim]` and
+/// `k, v: [batch, kv_len, kv_heads, head_dim]` (`heads` a multiple of `kv_heads`: grouped-query
+/// attention), returning `[batch, q_len, heads, head_dim]`.
+pub fn attention<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    mask: CausalMask,
+) -> Tensor<B, 4> {
+    #[cfg(feature = "cpu")]
+    if let Some(out) = cpu::attention(&q, &k, &v, mask) {
+        return out;
+    }
+    generic::attention(q, k, v, mask)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,79 @@
+//! The fast paths against the composed burn ops (flex's own attention) on random inputs.
+
+use burn::tensor::{DType, Distribution, Tensor, Tolerance};
+
+use super::{CausalMask, cpu, generic};
+use crate::backend::Cpu;
+use crate::rope::RopeTables;
+
+fn random(shape: [usize; 4], dtype: DType) -> Tensor<Cpu, 4> {
+    Tensor::<Cpu, 4>::random(shape, Distribution::Normal(0.0, 1.0), &Default::default()).cast(dtype)
+}
+
+fn max_diff(a: Tensor<Cpu, 4>, b: Tensor<Cpu, 4>) -> f32 {
+    (a.cast(DType::F32) - b.cast(DType::F32))
+        .abs()
+        .max()
+        .into_scalar()
+}
+
+#[test]
+fn attention_matches_composed_ops() {
+    // (batch, q_len, kv_len, heads, kv_heads, head_dim, window)
+    let cases = [
+        (2, 70, 70, 6, 2, 16, None),
+        (3, 130, 130, 4, 4, 8, Some(20)),
+        (2, 5, 70, 6, 3, 16, None),
+        (1, 9, 200, 2, 1, 32, Some(64)),
+        (2, 1, 1, 2, 1, 4, None),
+    ];
+    for (b, q_len, kv_len, heads, kv_heads, d, window) in cases {
+        let q = random([b, q_len, heads, d], DType::F32);
+        let k = random([b, kv_len, kv_heads, d], DType::F32);
+        let v = random([b, kv_len, kv_heads, d], DType::F32);
+        let mask = CausalMask { window };
+        let fast = cpu::attention(&q, &k, &v, mask).expect("the flex fast path applies");
+        assert_eq!(fast.dims(), [b, q_len, heads, d]);
+        let reference = generic::attention(q, k, v, mask);
+        let diff = max_diff(fast, reference);
+        println!(
+            "attention b{b} q{q_len} kv{kv_len} h{heads}/{kv_heads} d{d} w{window:?}: {diff:.2e}"
+        );
+        assert!(diff <= 1e-5, "max |diff| {diff}");
+    }
+}
+
+#[test]
+fn attention_keeps_half_precision_dtypes() {
+    for dtype in [DType::BF16, DType::F16] {
+        let (q, k, v) = (
+            random([2, 40, 4, 16], dtype),
+            random([2, 40, 2, 16], dtype),
+            random([2, 40, 2, 16], dtype),
+        );
+        let mask = CausalMask { window: Some(8) };
+        let fast = cpu::attention(&q, &k, &v, mask).expect("the flex fast path applies");
+        assert_eq!(fast.dtype(), dtype);
+        let reference = generic::attention(q, k, v, mask);
+        fast.cast(DType::F32).into_data().assert_approx_eq::<f32>(
+            &reference.cast(DType::F32).into_data(),
+            Tolerance::absolute(2e-2),
+        );
+    }
+}
+
+#[test]
+fn rotary_matches_composed_ops() {
+    let inv_freq: Vec<f32> = (0..8)
+        .map(|i| 1.0 / 10000f32.powf(i as f32 / 8.0))
+        .collect();
+    for (start, dtype) in [(0, DType::F32), (37, DType::F32), (5, DType::BF16)] {
+        let x = random([2, 33, 3, 16], dtype);
+        let rope = RopeTables::<Cpu>::new(&inv_freq, start, 33, dtype, &Default::default());
+        let fast = cpu::rotary(&x, &rope).expect("the flex fast path applies");
+        assert_eq!(fast.dtype(), dtype);
+        let diff = max_diff(fast, generic::rotary(x, &rope));
+        let bound = if dtype == DType::F32 { 1e-6 } else { 2e-2 };
+        assert!(diff <= bound, "start {start} {dtype:?}: max |diff| {diff}");
+    }
+}
