@@ -23,6 +23,7 @@
 //! ```
 
 pub mod backend;
+pub mod cache;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
@@ -35,6 +36,7 @@ pub mod safetensors;
 pub mod tokenizer;
 pub mod weights;
 
+pub use cache::KvCache;
 pub use checkpoint::{EmbeddedTemplate, LoadOptions, ModelDir, load_model, resolve_model};
 pub use config::{Architecture, Config};
 pub use error::{ModelError, Result};

@@ -6,6 +6,7 @@
 
 use burn::tensor::{DType, Int, Tensor, activation::silu, backend::Backend, module::embedding};
 
+use crate::cache::KvCache;
 use crate::config::Config;
 use crate::error::Result;
 use crate::kernels::{self, CausalMask};
@@ -108,13 +109,24 @@ impl<B: Backend> Attention<B> {
         })
     }
 
-    /// `x`: `[batch, seq, hidden]`.
-    pub fn forward(&self, x: Tensor<B, 3>, rope: &RopeTables<B>, mask: CausalMask) -> Tensor<B, 3> {
+    /// `x`: `[batch, seq, hidden]`; with a cache, `x` continues the positions it holds and its
+    /// keys/values are appended to layer `layer` of it.
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &RopeTables<B>,
+        mask: CausalMask,
+        cache: Option<(&mut KvCache<B>, usize)>,
+    ) -> Tensor<B, 3> {
         let [b, s, _] = x.dims();
         let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, s, n, self.head_dim]);
         let q = rope.apply(heads(self.q_proj.forward(x.clone()), self.num_heads));
         let k = rope.apply(heads(self.k_proj.forward(x.clone()), self.num_kv_heads));
         let v = heads(self.v_proj.forward(x), self.num_kv_heads);
+        let (k, v) = match cache {
+            Some((cache, layer)) => cache.append(layer, k, v),
+            None => (k, v),
+        };
         let out = kernels::attention(q, k, v, mask);
         self.o_proj
             .forward(out.reshape([b, s, self.num_heads * self.head_dim]))
@@ -167,11 +179,17 @@ impl<B: Backend> DecoderLayer<B> {
         })
     }
 
-    pub fn forward(&self, x: Tensor<B, 3>, rope: &RopeTables<B>, mask: CausalMask) -> Tensor<B, 3> {
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &RopeTables<B>,
+        mask: CausalMask,
+        cache: Option<(&mut KvCache<B>, usize)>,
+    ) -> Tensor<B, 3> {
         let x = x.clone()
             + self
                 .self_attn
-                .forward(self.input_layernorm.forward(x), rope, mask);
+                .forward(self.input_layernorm.forward(x), rope, mask, cache);
         x.clone() + self.mlp.forward(self.post_attention_layernorm.forward(x))
     }
 }
@@ -249,15 +267,41 @@ impl<B: Backend> LlamaForCausalLm<B> {
     /// position from seeing the padding after it, so no padding mask is needed and a padded row gives
     /// the same values as the sequence alone.
     pub fn hidden_states(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        self.run(ids, None)
+    }
+
+    /// An empty key/value cache for [`Self::forward_cached`].
+    pub fn new_cache(&self) -> KvCache<B> {
+        KvCache::new(self.model.layers.len(), self.config.sliding_window())
+    }
+
+    /// Final hidden states for `ids` `[batch, seq]` continuing the positions `cache` holds (all rows
+    /// at the same position); their keys and values are added to the cache. Right padding is
+    /// harmless as in [`Self::hidden_states`] as long as nothing continues after it.
+    pub fn forward_cached(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        cache: &mut KvCache<B>,
+    ) -> Result<Tensor<B, 3>> {
+        cache.check_batch(ids.dims()[0])?;
+        Ok(self.run(ids, Some(cache)))
+    }
+
+    fn run(&self, ids: Tensor<B, 2, Int>, mut cache: Option<&mut KvCache<B>>) -> Tensor<B, 3> {
         let [_, seq] = ids.dims();
         let device = ids.device();
-        let rope = RopeTables::new(&self.inv_freq, 0, seq, self.dtype.burn(), &device);
+        let start = cache.as_ref().map_or(0, |c| c.position());
+        let rope = RopeTables::new(&self.inv_freq, start, seq, self.dtype.burn(), &device);
         let mask = CausalMask {
             window: self.config.sliding_window(),
         };
         let mut x = self.model.embed_tokens.forward(ids);
-        for layer in &self.model.layers {
-            x = layer.forward(x, &rope, mask);
+        for (i, layer) in self.model.layers.iter().enumerate() {
+            let layer_cache = cache.as_deref_mut().map(|c| (c, i));
+            x = layer.forward(x, &rope, mask, layer_cache);
+        }
+        if let Some(cache) = cache {
+            cache.advance(seq);
         }
         self.model.norm.forward(x)
     }

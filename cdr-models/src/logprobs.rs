@@ -53,33 +53,64 @@ impl<B: Backend> LlamaForCausalLm<B> {
                 )));
             }
         }
-        let Some(max_len) = batch.iter().map(|s| s.ids.len()).max() else {
+        if batch.is_empty() {
             return Ok(Vec::new());
-        };
-        let device = self.device();
-
-        let mut padded = vec![0i32; batch.len() * max_len];
-        // Row of the hidden state that predicts each scored token, and that token.
-        let mut rows = Vec::new();
-        let mut targets = Vec::new();
-        for (b, span) in batch.iter().enumerate() {
-            for (t, &id) in span.ids.iter().enumerate() {
-                padded[b * max_len + t] = id as i32;
-            }
-            for t in span.start..span.ids.len() {
-                rows.push((b * max_len + t - 1) as i32);
-                targets.push(span.ids[t] as i32);
-            }
         }
-        let ids = Tensor::<B, 2, Int>::from_data(
-            TensorData::new(padded, [batch.len(), max_len]),
-            &device,
-        );
-        let hidden = self.hidden_states(ids);
-        let hidden_size = hidden.dims()[2];
-        let hidden = hidden.reshape([batch.len() * max_len, hidden_size]);
+        let prefix = shared_prefix(batch);
+        let (hidden, rows, targets) = if batch.len() > 1 && prefix >= MIN_SHARED_PREFIX {
+            self.continuation_states(batch, prefix)?
+        } else {
+            self.padded_states(batch, 0)
+        };
+        let flat = self.gather_logprobs(hidden, &rows, &targets)?;
 
-        let chunk = (LOGIT_BUDGET / vocab).max(1);
+        let mut out = Vec::with_capacity(batch.len());
+        let mut offset = 0;
+        for span in batch {
+            let n = span.ids.len() - span.start;
+            out.push(flat[offset..offset + n].to_vec());
+            offset += n;
+        }
+        Ok(out)
+    }
+
+    /// The shared prefix runs once (one row); its keys/values then serve every continuation.
+    fn continuation_states(
+        &self,
+        batch: &[ScoreSpan<'_>],
+        prefix: usize,
+    ) -> Result<(Tensor<B, 2>, Vec<i32>, Vec<i32>)> {
+        let device = self.device();
+        let ids: Vec<i32> = batch[0].ids[..prefix].iter().map(|&id| id as i32).collect();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, prefix]), &device);
+        let mut cache = self.new_cache();
+        self.forward_cached(ids, &mut cache)?;
+        let mut cache = cache.repeat_rows(batch.len());
+        let (ids, rows, targets) = pad(batch, prefix);
+        let hidden = self.forward_cached(ids.to_tensor(&device), &mut cache)?;
+        Ok((flatten(hidden), rows, targets))
+    }
+
+    fn padded_states(
+        &self,
+        batch: &[ScoreSpan<'_>],
+        skip: usize,
+    ) -> (Tensor<B, 2>, Vec<i32>, Vec<i32>) {
+        let (ids, rows, targets) = pad(batch, skip);
+        let hidden = self.hidden_states(ids.to_tensor(&self.device()));
+        (flatten(hidden), rows, targets)
+    }
+
+    /// `log p(target | row)` for each (hidden-state row, target token), projecting onto the
+    /// vocabulary in chunks.
+    fn gather_logprobs(
+        &self,
+        hidden: Tensor<B, 2>,
+        rows: &[i32],
+        targets: &[i32],
+    ) -> Result<Vec<f32>> {
+        let device = self.device();
+        let chunk = (LOGIT_BUDGET / self.config().vocab_size).max(1);
         let mut flat = Vec::with_capacity(rows.len());
         for (rows, targets) in rows.chunks(chunk).zip(targets.chunks(chunk)) {
             let n = rows.len();
@@ -92,16 +123,65 @@ impl<B: Backend> LlamaForCausalLm<B> {
             let picked = logits.gather(1, targets) - log_sum;
             flat.extend(read_f32(picked)?);
         }
-
-        let mut out = Vec::with_capacity(batch.len());
-        let mut offset = 0;
-        for span in batch {
-            let n = span.ids.len() - span.start;
-            out.push(flat[offset..offset + n].to_vec());
-            offset += n;
-        }
-        Ok(out)
+        Ok(flat)
     }
+}
+
+/// Shortest shared prefix worth running once for a whole batch: below it, the extra forward call
+/// costs more than the positions it saves.
+const MIN_SHARED_PREFIX: usize = 16;
+
+/// Tokens every span starts with, short of each span's first scored position's context (the token
+/// before `start` must be run with the continuation, whose hidden state predicts `ids[start]`).
+fn shared_prefix(batch: &[ScoreSpan<'_>]) -> usize {
+    let first = batch[0].ids;
+    let mut len = batch.iter().map(|s| s.start - 1).min().unwrap_or(0);
+    for span in &batch[1..] {
+        len = len.min(
+            first
+                .iter()
+                .zip(span.ids)
+                .take_while(|(a, b)| a == b)
+                .count(),
+        );
+    }
+    len
+}
+
+struct Padded {
+    ids: Vec<i32>,
+    shape: [usize; 2],
+}
+
+impl Padded {
+    fn to_tensor<B: Backend>(&self, device: &B::Device) -> Tensor<B, 2, Int> {
+        Tensor::from_data(TensorData::new(self.ids.clone(), self.shape), device)
+    }
+}
+
+/// `ids[skip..]` of each span right-padded into one batch, with the hidden-state row that predicts
+/// each scored token and that token.
+fn pad(batch: &[ScoreSpan<'_>], skip: usize) -> (Padded, Vec<i32>, Vec<i32>) {
+    let width = batch.iter().map(|s| s.ids.len() - skip).max().unwrap_or(0);
+    let mut ids = vec![0i32; batch.len() * width];
+    let mut rows = Vec::new();
+    let mut targets = Vec::new();
+    for (b, span) in batch.iter().enumerate() {
+        for (t, &id) in span.ids[skip..].iter().enumerate() {
+            ids[b * width + t] = id as i32;
+        }
+        for t in span.start..span.ids.len() {
+            rows.push((b * width + t - 1 - skip) as i32);
+            targets.push(span.ids[t] as i32);
+        }
+    }
+    let shape = [batch.len(), width];
+    (Padded { ids, shape }, rows, targets)
+}
+
+fn flatten<B: Backend>(hidden: Tensor<B, 3>) -> Tensor<B, 2> {
+    let [b, s, h] = hidden.dims();
+    hidden.reshape([b * s, h])
 }
 
 fn read_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>> {
