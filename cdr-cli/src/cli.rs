@@ -29,6 +29,10 @@ pub enum Command {
     Eval(EvalArgs),
     /// Turn best-of-N rows into DPO/SimPO preference pairs (best vs worst, or best vs random).
     Annotate(AnnotateArgs),
+    /// Score every response with one model into the log-prob cache (and optionally a file).
+    Logprobs(LogprobsArgs),
+    /// Rank every ordered strong/weak pair of several models: one scoring pass per model.
+    Pairs(PairsArgs),
     /// Assign each row a customization domain; with --gold-field, report routing accuracy.
     Route(RouteArgs),
     /// Print the shipped customization config (criteria, exemplars, routes), to copy and edit.
@@ -143,7 +147,22 @@ pub struct ModelArgs {
     pub weak: String,
 
     #[command(flatten)]
+    pub scoring: ScoringArgs,
+
+    /// Tokenize separately for each model when their tokenizers disagree (with a warning)
+    /// instead of failing.
+    #[arg(long)]
+    pub allow_tokenizer_mismatch: bool,
+}
+
+/// How texts are rendered, cut and scored: what every scoring command shares.
+#[derive(Debug, Clone, Args)]
+pub struct ScoringArgs {
+    #[command(flatten)]
     pub compute: ComputeArgs,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
 
     /// Chat template: a built-in name (chatml, llama3, mistral, llama2) or a Jinja file. Default:
     /// the strong model's own.
@@ -161,11 +180,36 @@ pub struct ModelArgs {
     /// Sum (default) or per-token mean of the log-ratio over the response.
     #[arg(long, value_enum, default_value = "sum")]
     pub reduction: ReductionArg,
+}
 
-    /// Tokenize separately for each model when their tokenizers disagree (with a warning)
-    /// instead of failing.
-    #[arg(long)]
-    pub allow_tokenizer_mismatch: bool,
+/// Where per-model log-probs are cached.
+#[derive(Debug, Clone, Args)]
+pub struct CacheArgs {
+    /// Log-prob cache directory. `logprobs` and `pairs` always use one; `score`, `eval` and
+    /// `annotate` when this is given or the default directory exists.
+    #[arg(long, env = "CDR_CACHE", value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+
+    /// Neither read nor write the log-prob cache.
+    #[arg(long, conflicts_with = "cache")]
+    pub no_cache: bool,
+}
+
+/// The cache directory used when `--cache` is not given.
+pub const DEFAULT_CACHE: &str = ".cache/cdr/logprobs";
+
+impl CacheArgs {
+    /// The cache directory to use: none with `--no-cache`; else `--cache`; else the default one,
+    /// when `always` or when it already exists (a cache is reused where one is present).
+    pub fn dir(&self, always: bool) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        let default = PathBuf::from(DEFAULT_CACHE);
+        self.cache
+            .clone()
+            .or_else(|| (always || default.is_dir()).then_some(default))
+    }
 }
 
 /// Where and how the models compute.
@@ -286,6 +330,54 @@ pub struct EvalArgs {
     /// Write the JSON report here (default: <output>.report.json when --output is set).
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Write a report with plots into this directory: README.md (Markdown, linked SVGs),
+    /// report.html (self-contained), report.json and the SVGs.
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogprobsArgs {
+    /// The model: a directory, a .gguf file or an HF hub id found in the local cache.
+    #[arg(long)]
+    pub model: String,
+    #[command(flatten)]
+    pub scoring: ScoringArgs,
+    #[command(flatten)]
+    pub customize: CustomizeArgs,
+    #[command(flatten)]
+    pub io: IoArgs,
+    /// Also write one row per input row here (.jsonl or .parquet): each response's log-prob sum,
+    /// token counts and, with --per-token, its per-token log-probs.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Keep per-token log-probs (in the cache and the output), not only their sums.
+    #[arg(long)]
+    pub per_token: bool,
+    #[arg(skip)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PairsArgs {
+    /// Two or more models (directories, .gguf files or hub ids); every ordered pair is evaluated.
+    #[arg(long, num_args = 2.., required = true)]
+    pub models: Vec<String>,
+    #[command(flatten)]
+    pub scoring: ScoringArgs,
+    #[command(flatten)]
+    pub customize: CustomizeArgs,
+    #[command(flatten)]
+    pub io: IoArgs,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Write a report with plots into this directory (see `cdr eval --report-dir`), with a
+    /// strong x weak accuracy heat map.
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+    #[arg(skip)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

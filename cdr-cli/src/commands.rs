@@ -4,39 +4,23 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use cdr_core::ItemScore;
 use cdr_core::backend::Backend;
 use cdr_core::best_of_n::{PairStrategy, select_pair};
-use cdr_core::eval::{Accuracy, prefers_chosen};
 use cdr_data::{
-    PairwiseRow, PreferencePair, ReadOutcome, RecordWriter, Row, read_best_of_n, read_pairwise,
-    read_records, read_rows,
+    PreferencePair, ReadOutcome, RecordWriter, Row, read_best_of_n, read_pairwise, read_records,
+    read_rows,
 };
 
 use crate::backend::BackendJob;
 use crate::cli::{AnnotateArgs, EvalArgs, PairStrategyArg, RouteArgs, RouterKind, ScoreArgs};
-use crate::job::{Run, ScoredRow, read_options, summary, write_options};
-use crate::records::{PairScore, ResponsesScore};
+use crate::job::{Run, ScoredRow, cache_summary, read_options, summary, write_options};
+use crate::records::{PairScore, ResponsesScore, tally};
 use crate::report::{EvalReport, markdown};
 use crate::routing::{self, RowInfo};
 
-fn report_skipped<T>(outcome: &ReadOutcome<T>) {
+pub fn report_skipped<T>(outcome: &ReadOutcome<T>) {
     for s in &outcome.skipped {
         eprintln!("cdr: skipped invalid row: {}", s.message);
-    }
-}
-
-fn pair_score(r: &PairwiseRow, s: &[ItemScore], domain: Option<String>) -> PairScore {
-    PairScore {
-        id: r.id.clone(),
-        subset: r.subset.clone(),
-        domain,
-        reward_chosen: s[0].reward,
-        reward_rejected: s[1].reward,
-        margin: s[0].reward - s[1].reward,
-        correct: prefers_chosen(s[0].reward, s[1].reward),
-        chosen: s[0],
-        rejected: s[1],
     }
 }
 
@@ -51,7 +35,7 @@ impl BackendJob for ScoreArgs {
         let stats = run.score(&outcome.rows, &mut progress, |r, s| {
             let domain = run.domain(r);
             match r {
-                Row::Pairwise(p) => writer.write(&pair_score(p, s, domain))?,
+                Row::Pairwise(p) => writer.write(&PairScore::new(p, s, domain))?,
                 Row::BestOfN(b) => writer.write(&ResponsesScore {
                     id: b.id.clone(),
                     subset: b.subset.clone(),
@@ -65,6 +49,7 @@ impl BackendJob for ScoreArgs {
         progress.finish();
         let written = writer.finish()?;
         summary(&stats, &progress);
+        cache_summary(&run.pair);
         eprintln!("cdr: {written} rows in {}", self.output.display());
         Ok(())
     }
@@ -84,7 +69,7 @@ impl BackendJob for EvalArgs {
         let mut progress = run.progress(&outcome.rows, "eval");
         let mut scored: Vec<PairScore> = Vec::new();
         let stats = run.score(&outcome.rows, &mut progress, |r, s| {
-            let record = pair_score(r, s, run.domain(r));
+            let record = PairScore::new(r, s, run.domain(r));
             if let Some(w) = writer.as_mut() {
                 w.write(&record)?;
             }
@@ -96,6 +81,7 @@ impl BackendJob for EvalArgs {
             w.finish()?;
         }
         summary(&stats, &progress);
+        cache_summary(&run.pair);
 
         // The report covers every row of the input, including rows scored by an earlier run.
         if let Some(path) = &self.output {
@@ -105,12 +91,7 @@ impl BackendJob for EvalArgs {
             earlier.retain(|s| !fresh.contains(s.id.as_str()));
             scored.extend(earlier);
         }
-        let mut accuracy = Accuracy::default();
-        let mut truncated = 0;
-        for s in &scored {
-            accuracy.add(s.subset.as_deref(), s.domain.as_deref(), s.correct);
-            truncated += usize::from(s.chosen.truncated) + usize::from(s.rejected.truncated);
-        }
+        let (accuracy, truncated) = tally(&scored);
         let pair = &run.pair;
         let report = EvalReport {
             input: io.input.display().to_string(),
@@ -136,6 +117,10 @@ impl BackendJob for EvalArgs {
         if let Some(path) = report_path {
             write_json(&path, &report)?;
             eprintln!("cdr: report in {}", path.display());
+        }
+        if let Some(dir) = &self.report_dir {
+            crate::report_dir::write_eval(dir, &report, &scored)?;
+            eprintln!("cdr: report with plots in {}", dir.display());
         }
         Ok(())
     }
@@ -182,6 +167,7 @@ impl BackendJob for AnnotateArgs {
         progress.finish();
         let written = writer.finish()?;
         summary(&stats, &progress);
+        cache_summary(&run.pair);
         for (why, n) in &dropped {
             eprintln!("cdr: {n} rows gave no pair ({why})");
         }
@@ -193,7 +179,7 @@ impl BackendJob for AnnotateArgs {
     }
 }
 
-fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;
     std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
 }

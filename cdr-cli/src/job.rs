@@ -2,14 +2,18 @@
 //! scored in token-budgeted batches, written in input order, resumable by row id.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 use cdr_core::backend::Backend;
-use cdr_core::{DensityRatio, Item, ItemScore, Limits, Reduction, ScoreOptions, TokenizerPolicy};
+use cdr_core::{
+    CacheKey, CacheTable, DensityRatio, Item, ItemScore, Limits, LogprobCache, Reduction,
+    ScoreOptions, TokenizerPolicy,
+};
 use cdr_data::{BestOfNRow, Fields, PairwiseRow, ReadOptions, Row, WriteOptions};
 use tracing::warn;
 
-use crate::cli::{IoArgs, ModelArgs, ReductionArg, RouterKind, RunArgs};
+use crate::cli::{IoArgs, ModelArgs, ReductionArg, RunArgs, ScoringArgs};
 use crate::progress::Progress;
 use crate::routing::{self, RowInfo};
 
@@ -37,32 +41,76 @@ pub fn write_options(io: &IoArgs) -> WriteOptions {
     }
 }
 
-pub fn load_pair<B: Backend>(m: &ModelArgs, device: &B::Device) -> anyhow::Result<DensityRatio<B>> {
-    let strong = cdr_models::resolve_model(&m.strong).context("--strong")?;
-    let weak = cdr_models::resolve_model(&m.weak).context("--weak")?;
+/// The scoring options `--template`, `--dtype`, the limits and `--reduction` ask for.
+pub fn score_options(
+    s: &ScoringArgs,
+    tokenizer_policy: TokenizerPolicy,
+) -> anyhow::Result<ScoreOptions> {
     let options = ScoreOptions {
-        reduction: match m.reduction {
+        reduction: match s.reduction {
             ReductionArg::Sum => Reduction::Sum,
             ReductionArg::Mean => Reduction::Mean,
         },
         limits: Limits {
-            max_prompt_tokens: m.max_prompt_tokens,
-            max_response_tokens: m.max_response_tokens,
+            max_prompt_tokens: s.max_prompt_tokens,
+            max_response_tokens: s.max_response_tokens,
         },
-        max_batch_tokens: m.compute.max_batch_tokens,
-        dtype: m.compute.dtype()?,
-        tokenizer_policy: if m.allow_tokenizer_mismatch {
-            warn!("--allow-tokenizer-mismatch: each model scores its own tokenization of the text");
-            TokenizerPolicy::Separate
-        } else {
-            TokenizerPolicy::Identical
-        },
-        template: m.template.clone(),
+        max_batch_tokens: s.compute.max_batch_tokens,
+        dtype: s.compute.dtype()?,
+        tokenizer_policy,
+        template: s.template.clone(),
     };
     if options.limits.max_prompt_tokens == 0 || options.limits.max_response_tokens == 0 {
         bail!("--max-prompt-tokens and --max-response-tokens must be positive");
     }
-    Ok(DensityRatio::load(&strong, &weak, device, options)?)
+    Ok(options)
+}
+
+/// A loaded pair and where its models live (the cache fingerprints those files).
+pub struct LoadedPair<B: Backend> {
+    pub pair: DensityRatio<B>,
+    pub strong: std::path::PathBuf,
+    pub weak: std::path::PathBuf,
+}
+
+pub fn load_pair<B: Backend>(m: &ModelArgs, device: &B::Device) -> anyhow::Result<LoadedPair<B>> {
+    let strong = cdr_models::resolve_model(&m.strong).context("--strong")?;
+    let weak = cdr_models::resolve_model(&m.weak).context("--weak")?;
+    let policy = if m.allow_tokenizer_mismatch {
+        warn!("--allow-tokenizer-mismatch: each model scores its own tokenization of the text");
+        TokenizerPolicy::Separate
+    } else {
+        TokenizerPolicy::Identical
+    };
+    let options = score_options(&m.scoring, policy)?;
+    Ok(LoadedPair {
+        pair: DensityRatio::load(&strong, &weak, device, options)?,
+        strong,
+        weak,
+    })
+}
+
+/// `model`'s cache table for texts rendered with `template` and `customization` under `options`.
+pub fn cache_table(
+    cache: &LogprobCache,
+    model: &Path,
+    template: &cdr_core::ChatTemplate,
+    customization: Option<&cdr_core::Customization>,
+    options: &ScoreOptions,
+) -> anyhow::Result<CacheTable> {
+    let id = cache
+        .model_id(model)
+        .with_context(|| format!("fingerprinting {}", model.display()))?;
+    let key = CacheKey::new(&id, options.dtype, template, customization, options.limits)?;
+    let table = cache.table(&key)?;
+    if table.dropped() > 0 {
+        eprintln!(
+            "cdr: {} corrupt entries in {} were dropped and will be recomputed",
+            table.dropped(),
+            table.path().display()
+        );
+    }
+    Ok(table)
 }
 
 /// What a run did, for the summary line.
@@ -150,37 +198,39 @@ impl<'a, B: Backend> Run<'a, B> {
         done: HashSet<String>,
         device: &B::Device,
     ) -> anyhow::Result<Self> {
-        let pair = load_pair::<B>(&args.models, device)?;
+        let LoadedPair {
+            pair,
+            strong: strong_path,
+            weak: weak_path,
+        } = load_pair::<B>(&args.models, device)?;
         let pending: Vec<RowInfo<'_>> = rows
             .iter()
             .map(ScoredRow::info)
             .filter(|i| !done.contains(i.id))
             .collect();
-        let c = &args.customize;
-        let (pair, domains) = match routing::customization(c)? {
+        let routed = routing::customize_rows::<B>(
+            &args.customize,
+            &pending,
+            Some((pair.strong(), pair.template())),
+            device,
+            pair.options().dtype,
+            args.models.scoring.compute.max_batch_tokens,
+            &args.io.input,
+            args.quiet,
+        )?;
+        let (pair, domains) = match routed {
             None => (pair, None),
-            Some(custom) => {
-                let router = match c.router {
-                    RouterKind::Likelihood => Some(routing::likelihood_router::<B>(
-                        c.router_model.as_deref(),
-                        Some((pair.strong(), pair.template())),
-                        None,
-                        device,
-                        pair.options().dtype,
-                        args.models.compute.max_batch_tokens,
-                        c.router_calibrate,
-                    )?),
-                    _ => None,
-                };
-                let domains = routing::route(
-                    &custom,
-                    c.router,
-                    &pending,
-                    router.as_ref(),
-                    &args.io.input,
-                    args.quiet,
-                )?;
-                (pair.with_customization(custom), Some(domains))
+            Some((custom, domains)) => (pair.with_customization(custom), Some(domains)),
+        };
+        let pair = match args.models.scoring.cache.dir(false) {
+            None => pair,
+            Some(dir) => {
+                let cache = LogprobCache::open(&dir)?;
+                let (t, c, o) = (pair.template(), pair.customization(), pair.options());
+                let strong = cache_table(&cache, &strong_path, t, c, o)?;
+                let weak = cache_table(&cache, &weak_path, t, c, o)?;
+                tracing::info!(dir = %dir.display(), "log-prob cache");
+                pair.with_cache(strong, weak)
             }
         };
         Ok(Self {
@@ -276,6 +326,16 @@ impl<'a, B: Backend> Run<'a, B> {
             }
         }
         Ok(stats)
+    }
+}
+
+/// Says what the log-prob cache answered, when the run used one.
+pub fn cache_summary<B: Backend>(pair: &DensityRatio<B>) {
+    if let Some((s, w)) = pair.cache_stats() {
+        eprintln!(
+            "cdr: log-prob cache: strong {} cached, {} computed; weak {} cached, {} computed",
+            s.cached, s.computed, w.cached, w.computed
+        );
     }
 }
 

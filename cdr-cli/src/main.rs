@@ -5,9 +5,14 @@ mod cli;
 mod commands;
 mod info;
 mod job;
+mod logprobs;
+mod pairs;
+mod passes;
+mod plots;
 mod progress;
 mod records;
 mod report;
+mod report_dir;
 mod routing;
 
 use clap::Parser;
@@ -32,21 +37,35 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Score(mut args) => {
             args.run.quiet = cli.quiet;
-            let compute = args.run.models.compute.clone();
+            let compute = args.run.models.scoring.compute.clone();
             compute
                 .validate()
                 .and_then(|()| dispatch(compute.device, args))
         }
         Command::Eval(mut args) => {
             args.run.quiet = cli.quiet;
-            let compute = args.run.models.compute.clone();
+            let compute = args.run.models.scoring.compute.clone();
             compute
                 .validate()
                 .and_then(|()| dispatch(compute.device, args))
         }
         Command::Annotate(mut args) => {
             args.run.quiet = cli.quiet;
-            let compute = args.run.models.compute.clone();
+            let compute = args.run.models.scoring.compute.clone();
+            compute
+                .validate()
+                .and_then(|()| dispatch(compute.device, args))
+        }
+        Command::Logprobs(mut args) => {
+            args.quiet = cli.quiet;
+            let compute = args.scoring.compute.clone();
+            compute
+                .validate()
+                .and_then(|()| dispatch(compute.device, args))
+        }
+        Command::Pairs(mut args) => {
+            args.quiet = cli.quiet;
+            let compute = args.scoring.compute.clone();
             compute
                 .validate()
                 .and_then(|()| dispatch(compute.device, args))

@@ -69,6 +69,38 @@ pub fn likelihood_router<B: Backend>(
     }
 }
 
+/// The customization `--customize` names and, with one, the domain of each row, routed by
+/// `--router` (a likelihood router runs on `--router-model`, else on `fallback`).
+#[allow(clippy::too_many_arguments)]
+pub fn customize_rows<B: Backend>(
+    c: &CustomizeArgs,
+    rows: &[RowInfo<'_>],
+    fallback: Option<(&ModelScorer<B>, &ChatTemplate)>,
+    device: &B::Device,
+    dtype: cdr_core::ComputeDtype,
+    max_batch_tokens: usize,
+    input: &Path,
+    quiet: bool,
+) -> anyhow::Result<Option<(Customization, HashMap<String, String>)>> {
+    let Some(custom) = customization(c)? else {
+        return Ok(None);
+    };
+    let router = match c.router {
+        RouterKind::Likelihood => Some(likelihood_router::<B>(
+            c.router_model.as_deref(),
+            fallback,
+            None,
+            device,
+            dtype,
+            max_batch_tokens,
+            c.router_calibrate,
+        )?),
+        _ => None,
+    };
+    let domains = route(&custom, c.router, rows, router.as_ref(), input, quiet)?;
+    Ok(Some((custom, domains)))
+}
+
 /// Each row's domain, by `kind`. `router` is required for `likelihood`.
 pub fn route<B: Backend>(
     c: &Customization,

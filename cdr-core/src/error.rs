@@ -37,6 +37,21 @@ pub enum CoreError {
 
     #[error("{0}")]
     Invalid(String),
+
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CoreError {
+    /// An IO error on `path`.
+    pub fn io(path: impl Into<std::path::PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { path, source }
+    }
 }
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;

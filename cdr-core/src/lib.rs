@@ -25,14 +25,17 @@
 
 pub mod batch;
 pub mod best_of_n;
+pub mod cache;
 pub mod encode;
 pub mod error;
 pub mod eval;
+pub mod pairs;
 pub mod reward;
 pub mod rewardbench;
 pub mod router;
 pub mod scorer;
 
+pub use cache::{CacheKey, CacheTable, LogprobCache, ModelId};
 pub use cdr_data::Message;
 pub use cdr_models::{ComputeDtype, backend};
 pub use cdr_prompt::{ChatTemplate, Customization};
@@ -41,6 +44,6 @@ pub use error::{CoreError, Result};
 pub use reward::Reduction;
 pub use router::LikelihoodRouter;
 pub use scorer::{
-    DensityRatio, Item, ItemScore, ModelScorer, Prepared, ScoreOptions, TokenizerPolicy,
-    model_template,
+    DensityRatio, Item, ItemScore, KeyedText, ModelScorer, PassStats, Prepared, ScoreOptions,
+    TextLogprobs, TokenizerPolicy, model_template, render_item,
 };

@@ -1,14 +1,16 @@
 //! A strong/weak model pair and the batched scoring pipeline.
 
 use std::path::Path;
+use std::sync::Mutex;
 
 use cdr_data::Message;
 use cdr_models::{ComputeDtype, LlamaForCausalLm, LoadOptions, ModelDir, ScoreSpan, Tokenizer};
-use cdr_prompt::{ChatTemplate, Customization};
+use cdr_prompt::{ChatTemplate, Customization, RenderedPair};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::batch::plan_batches;
+use crate::cache::{CacheTable, CachedLogprobs, ids_key, text_key};
 use crate::encode::{Encoded, Limits, encode};
 use crate::error::{CoreError, Result};
 use crate::reward::{Reduction, density_ratio, sum_logprobs};
@@ -90,6 +92,8 @@ pub struct Prepared {
     pub strong: Encoded,
     /// `None` when the weak model scores the same ids as the strong one.
     pub weak: Option<Encoded>,
+    /// The rendered text's key in the log-prob cache ([`text_key`]).
+    pub text: String,
 }
 
 impl Prepared {
@@ -119,6 +123,58 @@ pub struct ItemScore {
     pub n_response_tokens: usize,
     pub n_prompt_tokens: usize,
     pub truncated: bool,
+}
+
+impl ItemScore {
+    /// The reward from the two models' sums over `encoded`'s response tokens.
+    pub fn from_sums(
+        strong: f64,
+        weak: f64,
+        encoded: &Encoded,
+        truncated: bool,
+        reduction: Reduction,
+    ) -> Self {
+        let n = encoded.n_response_tokens();
+        Self {
+            reward: density_ratio(strong, weak, n, reduction),
+            strong_logprob: strong,
+            weak_logprob: weak,
+            n_response_tokens: n,
+            n_prompt_tokens: encoded.n_prompt_tokens(),
+            truncated,
+        }
+    }
+}
+
+/// One model's log-probs on one text, from the cache or a forward pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextLogprobs {
+    /// Sum of the response tokens' log-probs.
+    pub logprob: f64,
+    /// Per-token log-probs, when asked for.
+    pub tokens: Option<Vec<f32>>,
+}
+
+/// How many texts a scoring pass found in the cache and how many it computed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassStats {
+    pub cached: usize,
+    pub computed: usize,
+}
+
+impl PassStats {
+    pub fn add(&mut self, other: PassStats) {
+        self.cached += other.cached;
+        self.computed += other.computed;
+    }
+}
+
+/// An encoded text with its cache key.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyedText<'a> {
+    pub encoded: &'a Encoded,
+    /// [`text_key`] of the rendered text.
+    pub text: &'a str,
 }
 
 /// One model with its tokenizer: sums of response-token log-probs of encoded sequences.
@@ -157,6 +213,82 @@ impl<B: Backend> ModelScorer<B> {
         }
         Ok(out)
     }
+
+    /// Log-probs of `items`, read from `table` where it holds them and computed (then stored)
+    /// otherwise; `progress` sees the computed items only. Results are in input order.
+    pub fn logprobs_cached(
+        &self,
+        items: &[KeyedText<'_>],
+        table: Option<&CacheTable>,
+        per_token: bool,
+        max_batch_tokens: usize,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<(Vec<TextLogprobs>, PassStats)> {
+        let ids: Vec<String> = items.iter().map(|k| ids_key(k.encoded)).collect();
+        let mut out: Vec<Option<TextLogprobs>> = items
+            .iter()
+            .zip(&ids)
+            .map(|(k, ids)| {
+                let hit = table?.get(k.text, ids, per_token)?;
+                Some(TextLogprobs {
+                    logprob: hit.logprob,
+                    tokens: hit.tokens.filter(|_| per_token),
+                })
+            })
+            .collect();
+        let missing: Vec<usize> = (0..items.len()).filter(|&i| out[i].is_none()).collect();
+        let stats = PassStats {
+            cached: items.len() - missing.len(),
+            computed: missing.len(),
+        };
+        let encoded: Vec<&Encoded> = missing.iter().map(|&i| items[i].encoded).collect();
+        let computed = self.response_logprobs(&encoded, max_batch_tokens, progress)?;
+        for (&i, tokens) in missing.iter().zip(computed) {
+            let logprob = sum_logprobs(&tokens);
+            if let Some(table) = table {
+                table.insert(CachedLogprobs {
+                    text: items[i].text.to_string(),
+                    ids: ids[i].clone(),
+                    n: tokens.len(),
+                    logprob,
+                    tokens: per_token.then(|| tokens.clone()),
+                })?;
+            }
+            out[i] = Some(TextLogprobs {
+                logprob,
+                tokens: per_token.then_some(tokens),
+            });
+        }
+        Ok((out.into_iter().flatten().collect(), stats))
+    }
+}
+
+/// Renders an item's conversation, customized when `customization` is set, with `template`.
+pub fn render_item(
+    template: &ChatTemplate,
+    customization: Option<&Customization>,
+    item: &Item,
+) -> Result<RenderedPair> {
+    if item.response.trim().is_empty() {
+        return Err(CoreError::Invalid("the response is empty".into()));
+    }
+    let customized;
+    let messages = match customization {
+        Some(c) => {
+            let domain = item.domain.as_deref().unwrap_or(&c.default_domain);
+            customized = c.apply(&item.messages, domain, item.id.as_deref().unwrap_or(""))?;
+            &customized.messages
+        }
+        None => &item.messages,
+    };
+    Ok(template.render_pair(messages, &item.response)?)
+}
+
+/// The cache tables of a pair's two models.
+struct PairCache {
+    strong: CacheTable,
+    weak: CacheTable,
+    stats: Mutex<(PassStats, PassStats)>,
 }
 
 /// A loaded strong/weak pair: the customized density-ratio reward model.
@@ -166,6 +298,7 @@ pub struct DensityRatio<B: Backend> {
     template: ChatTemplate,
     customization: Option<Customization>,
     options: ScoreOptions,
+    cache: Option<PairCache>,
 }
 
 impl<B: Backend> DensityRatio<B> {
@@ -188,6 +321,7 @@ impl<B: Backend> DensityRatio<B> {
             template,
             customization: None,
             options,
+            cache: None,
         };
         let (sv, wv) = (
             pair.strong.model.config().vocab_size,
@@ -217,6 +351,7 @@ impl<B: Backend> DensityRatio<B> {
             template,
             customization: None,
             options,
+            cache: None,
         }
     }
 
@@ -224,6 +359,23 @@ impl<B: Backend> DensityRatio<B> {
     pub fn with_customization(mut self, customization: Customization) -> Self {
         self.customization = Some(customization);
         self
+    }
+
+    /// Reads and stores each model's log-probs in its cache table (see [`crate::cache`]); the
+    /// tables' keys must match this pair's template, customization, limits and dtype.
+    pub fn with_cache(mut self, strong: CacheTable, weak: CacheTable) -> Self {
+        self.cache = Some(PairCache {
+            strong,
+            weak,
+            stats: Mutex::default(),
+        });
+        self
+    }
+
+    /// What the cache answered so far, strong and weak, when there is one.
+    pub fn cache_stats(&self) -> Option<(PassStats, PassStats)> {
+        let cache = self.cache.as_ref()?;
+        cache.stats.lock().ok().map(|s| *s)
     }
 
     pub fn customization(&self) -> Option<&Customization> {
@@ -246,29 +398,23 @@ impl<B: Backend> DensityRatio<B> {
     /// Renders and tokenizes one item; errors here belong to the item (bad template input,
     /// tokenizer disagreement), not to the run.
     pub fn prepare(&self, item: &Item) -> Result<Prepared> {
-        if item.response.trim().is_empty() {
-            return Err(CoreError::Invalid("the response is empty".into()));
-        }
-        let customized;
-        let messages = match &self.customization {
-            Some(c) => {
-                let domain = item.domain.as_deref().unwrap_or(&c.default_domain);
-                customized = c.apply(&item.messages, domain, item.id.as_deref().unwrap_or(""))?;
-                &customized.messages
-            }
-            None => &item.messages,
-        };
-        let rendered = self.template.render_pair(messages, &item.response)?;
+        let rendered = render_item(&self.template, self.customization.as_ref(), item)?;
+        let text = text_key(&rendered.full, rendered.response_start());
         let limits = self.options.limits;
         let strong = encode(&self.strong.tokenizer, &rendered, limits)?;
         let weak = encode(&self.weak.tokenizer, &rendered, limits)?;
         if strong == weak {
-            return Ok(Prepared { strong, weak: None });
+            return Ok(Prepared {
+                strong,
+                weak: None,
+                text,
+            });
         }
         match self.options.tokenizer_policy {
             TokenizerPolicy::Separate => Ok(Prepared {
                 strong,
                 weak: Some(weak),
+                text,
             }),
             TokenizerPolicy::Identical => {
                 let index = strong
@@ -299,24 +445,44 @@ impl<B: Backend> DensityRatio<B> {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Vec<ItemScore>> {
         let max = self.options.max_batch_tokens;
-        let strong_in: Vec<&Encoded> = items.iter().map(|p| &p.strong).collect();
-        let weak_in: Vec<&Encoded> = items.iter().map(Prepared::weak).collect();
-        let strong = self.strong.response_logprobs(&strong_in, max, progress)?;
-        let weak = self.weak.response_logprobs(&weak_in, max, progress)?;
+        let keyed = |enc: fn(&Prepared) -> &Encoded| -> Vec<KeyedText<'_>> {
+            items
+                .iter()
+                .map(|p| KeyedText {
+                    encoded: enc(p),
+                    text: &p.text,
+                })
+                .collect()
+        };
+        let (strong_table, weak_table) = match &self.cache {
+            Some(c) => (Some(&c.strong), Some(&c.weak)),
+            None => (None, None),
+        };
+        let (strong, s_stats) = self.strong.logprobs_cached(
+            &keyed(|p| &p.strong),
+            strong_table,
+            false,
+            max,
+            progress,
+        )?;
+        let (weak, w_stats) =
+            self.weak
+                .logprobs_cached(&keyed(Prepared::weak), weak_table, false, max, progress)?;
+        if let Some(Ok(mut stats)) = self.cache.as_ref().map(|c| c.stats.lock()) {
+            stats.0.add(s_stats);
+            stats.1.add(w_stats);
+        }
         Ok(items
             .iter()
             .zip(strong.iter().zip(&weak))
             .map(|(p, (s, w))| {
-                let enc = &p.strong;
-                let (s, w) = (sum_logprobs(s), sum_logprobs(w));
-                ItemScore {
-                    reward: density_ratio(s, w, enc.n_response_tokens(), self.options.reduction),
-                    strong_logprob: s,
-                    weak_logprob: w,
-                    n_response_tokens: enc.n_response_tokens(),
-                    n_prompt_tokens: enc.n_prompt_tokens(),
-                    truncated: enc.truncated || p.weak().truncated,
-                }
+                ItemScore::from_sums(
+                    s.logprob,
+                    w.logprob,
+                    &p.strong,
+                    p.strong.truncated || p.weak().truncated,
+                    self.options.reduction,
+                )
             })
             .collect())
     }

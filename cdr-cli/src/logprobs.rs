@@ -1,0 +1,155 @@
+//! `cdr logprobs`: one model scores every response into the log-prob cache.
+
+use anyhow::Context;
+use cdr_core::backend::Backend;
+use cdr_core::{ChatTemplate, LogprobCache, ModelScorer, TokenizerPolicy};
+use cdr_data::{RecordWriter, read_rows};
+use serde::Serialize;
+
+use crate::backend::BackendJob;
+use crate::cli::LogprobsArgs;
+use crate::commands::report_skipped;
+use crate::job::{ScoredRow, cache_table, read_options, score_options, write_options};
+use crate::passes::{PassOptions, Rendering, score_pass};
+use crate::progress::Progress;
+use crate::routing::{self, RowInfo};
+
+/// One response's log-probs under the model.
+#[derive(Serialize)]
+struct ResponseLogprobs {
+    logprob: f64,
+    n_response_tokens: usize,
+    n_prompt_tokens: usize,
+    truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_logprobs: Option<Vec<f32>>,
+}
+
+/// One output row: its responses in input order (chosen then rejected for pairwise rows).
+#[derive(Serialize)]
+struct RowLogprobs<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subset: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain: Option<&'a str>,
+    responses: Vec<ResponseLogprobs>,
+}
+
+impl BackendJob for LogprobsArgs {
+    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
+        let io = &self.io;
+        let outcome = read_rows(&io.input, &read_options(io))?;
+        report_skipped(&outcome);
+        let options = score_options(&self.scoring, TokenizerPolicy::Identical)?;
+        let path = cdr_models::resolve_model(&self.model).context("--model")?;
+        let scorer = ModelScorer::<B>::load(&path, &device, options.dtype)?;
+        let template = match &self.scoring.template {
+            Some(spec) => ChatTemplate::resolve(spec, Some(&path))?,
+            None => cdr_core::model_template(&path)?,
+        };
+        let infos: Vec<RowInfo<'_>> = outcome.rows.iter().map(ScoredRow::info).collect();
+        let routed = routing::customize_rows::<B>(
+            &self.customize,
+            &infos,
+            Some((&scorer, &template)),
+            &device,
+            options.dtype,
+            options.max_batch_tokens,
+            &io.input,
+            self.quiet,
+        )?;
+        let (customization, domains) = match &routed {
+            Some((c, d)) => (Some(c), Some(d)),
+            None => (None, None),
+        };
+        let templates = [template];
+        let tokenizers = [&scorer.tokenizer];
+        let texts = Rendering {
+            templates: &templates,
+            tokenizers: &tokenizers,
+            customization,
+            domains,
+            limits: options.limits,
+        }
+        .prepare(&outcome.rows, io)?;
+
+        let cache = match self.scoring.cache.dir(true) {
+            Some(dir) => Some(LogprobCache::open(dir)?),
+            None => None,
+        };
+        let table = match &cache {
+            Some(c) => Some(cache_table(
+                c,
+                &path,
+                &templates[0],
+                customization,
+                &options,
+            )?),
+            None => None,
+        };
+        let mut progress = Progress::new(texts.rows.len(), "logprobs", self.quiet);
+        let (logprobs, stats) = score_pass(
+            &scorer,
+            &texts,
+            (0, 0),
+            &PassOptions {
+                table: table.as_ref(),
+                per_token: self.per_token,
+                chunk_rows: io.chunk_rows,
+                max_batch_tokens: options.max_batch_tokens,
+            },
+            &mut progress,
+        )?;
+        progress.finish();
+
+        if let Some(out) = &self.output {
+            // The cache already makes a re-run cheap; the file is rewritten whole.
+            let mut write = write_options(io);
+            write.fresh = true;
+            let mut writer = RecordWriter::open(out, &write)?;
+            for (&r, span) in texts.rows.iter().zip(&texts.spans) {
+                let row = &outcome.rows[r];
+                let info = row.info();
+                let domain = domains.and_then(|d| d.get(info.id)).map(String::as_str);
+                let responses = span
+                    .clone()
+                    .map(|i| {
+                        let e = &texts.encoded[0][0][i];
+                        ResponseLogprobs {
+                            logprob: logprobs[i].logprob,
+                            n_response_tokens: e.n_response_tokens(),
+                            n_prompt_tokens: e.n_prompt_tokens(),
+                            truncated: e.truncated,
+                            token_logprobs: logprobs[i].tokens.clone(),
+                        }
+                    })
+                    .collect();
+                writer.write(&RowLogprobs {
+                    id: info.id,
+                    subset: info.subset,
+                    domain: domain.or(info.domain),
+                    responses,
+                })?;
+            }
+            let n = writer.finish()?;
+            eprintln!("cdr: {n} rows in {}", out.display());
+        }
+        eprintln!(
+            "cdr: {} texts of {} rows: {} cached, {} computed ({:.0} model tokens/s){}",
+            logprobs.len(),
+            texts.rows.len(),
+            stats.cached,
+            stats.computed,
+            progress.total_tokens() as f64 / progress.elapsed_secs().max(1e-9),
+            table
+                .as_ref()
+                .map(|t| format!("; cache table {}", t.path().display()))
+                .unwrap_or_default()
+        );
+        for (id, why) in &texts.failed {
+            eprintln!("  skipped row `{id}`: {why}");
+        }
+        Ok(())
+    }
+}
