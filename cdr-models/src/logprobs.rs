@@ -184,7 +184,7 @@ fn flatten<B: Backend>(hidden: Tensor<B, 3>) -> Tensor<B, 2> {
     hidden.reshape([b * s, h])
 }
 
-fn read_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>> {
+pub(crate) fn read_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>> {
     let data = t
         .try_into_data()
         .map_err(|e| ModelError::Backend(format!("{e:?}")))?;

@@ -1,0 +1,354 @@
+//! Text generation: incremental decoding over the key/value cache.
+//!
+//! One prompt is prefilled once; its cache is repeated for the N samples drawn from it, and each
+//! step then runs only the newest token of every unfinished sample. A sample ends on any of the
+//! stop token ids (the model's end-of-sequence ids), on a stop string, or after `max_new_tokens`.
+//! Prompts of different lengths run one after another, each with its own prefill, so no row is ever
+//! padded and every sample computes exactly what a batch of one would.
+
+use std::path::Path;
+
+use burn::tensor::{DType, Int, Tensor, TensorData, backend::Backend};
+use serde::{Deserialize, Serialize};
+use tracing::debug;
+
+use crate::cache::KvCache;
+use crate::checkpoint::ModelDir;
+use crate::config::Config;
+use crate::error::{ModelError, Result};
+use crate::llama::LlamaForCausalLm;
+use crate::logprobs::read_f32;
+use crate::sampling::{SampleRng, Sampling, next_token};
+use crate::tokenizer::Tokenizer;
+
+/// What to generate and when to stop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateOptions {
+    pub max_new_tokens: usize,
+    pub sampling: Sampling,
+    /// Token ids that end a sample (kept as its last id, left out of its text).
+    pub stop_ids: Vec<u32>,
+    /// Texts that end a sample; its text is cut before the first one. Needs a tokenizer.
+    pub stop_strings: Vec<String>,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 256,
+            sampling: Sampling::greedy(),
+            stop_ids: Vec::new(),
+            stop_strings: Vec::new(),
+        }
+    }
+}
+
+/// Why a sample ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FinishReason {
+    /// A stop token id.
+    Eos,
+    /// A stop string.
+    StopString,
+    /// `max_new_tokens` reached.
+    Length,
+}
+
+/// One generated sample.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generation {
+    /// The new token ids, including the stop id that ended the sample, if one did.
+    pub ids: Vec<u32>,
+    pub finish: FinishReason,
+    /// The decoded response (special tokens skipped, the stop id and any stop string left out);
+    /// `None` without a tokenizer.
+    pub text: Option<String>,
+}
+
+/// The end-of-sequence ids generation should stop on: `eos_token_id` of the model config and, for a
+/// model directory, of `generation_config.json` (chat models often list their end-of-turn token
+/// only there, e.g. Llama 3's `<|eot_id|>`).
+pub fn model_stop_ids(dir: &ModelDir, config: &Config) -> Result<Vec<u32>> {
+    let mut ids = config.eos_token_ids();
+    if !dir.is_gguf() {
+        let path = dir.path.join("generation_config.json");
+        if path.is_file() {
+            ids.extend(generation_config_eos(&path)?);
+        }
+    }
+    let mut unique = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !unique.contains(&id) {
+            unique.push(id);
+        }
+    }
+    Ok(unique)
+}
+
+fn generation_config_eos(path: &Path) -> Result<Vec<u32>> {
+    let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::Config {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let bad = || ModelError::Config {
+        path: path.to_path_buf(),
+        message: "eos_token_id must be a token id or a list of them".into(),
+    };
+    let as_id = |v: &serde_json::Value| v.as_u64().and_then(|x| u32::try_from(x).ok());
+    match value.get("eos_token_id") {
+        None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+        Some(serde_json::Value::Array(items)) => {
+            items.iter().map(|v| as_id(v).ok_or_else(bad)).collect()
+        }
+        Some(v) => Ok(vec![as_id(v).ok_or_else(bad)?]),
+    }
+}
+
+/// A model (and optionally its tokenizer) set up to generate with fixed options.
+pub struct Generator<'a, B: Backend> {
+    model: &'a LlamaForCausalLm<B>,
+    tokenizer: Option<&'a Tokenizer>,
+    options: GenerateOptions,
+    /// Tokens decoded per stop-string check: enough to hold the longest stop string.
+    stop_window: usize,
+}
+
+impl<'a, B: Backend> Generator<'a, B> {
+    /// Checks the options; stop strings need [`Self::with_tokenizer`].
+    pub fn new(model: &'a LlamaForCausalLm<B>, options: GenerateOptions) -> Result<Self> {
+        options.sampling.validate()?;
+        let vocab = model.config().vocab_size;
+        if let Some(&bad) = options.stop_ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(ModelError::Input(format!(
+                "stop token id {bad} is outside the vocabulary (size {vocab})"
+            )));
+        }
+        if options.stop_strings.iter().any(String::is_empty) {
+            return Err(ModelError::Input("empty stop string".into()));
+        }
+        // A token decodes to at least one byte, except special tokens, which decoding skips:
+        // the margin covers a few of those inside a stop string's span.
+        let stop_window = options
+            .stop_strings
+            .iter()
+            .map(String::len)
+            .max()
+            .unwrap_or(0)
+            + 8;
+        Ok(Self {
+            model,
+            tokenizer: None,
+            options,
+            stop_window,
+        })
+    }
+
+    /// Decodes texts and enables stop strings.
+    pub fn with_tokenizer(mut self, tokenizer: &'a Tokenizer) -> Self {
+        self.tokenizer = Some(tokenizer);
+        self
+    }
+
+    pub fn options(&self) -> &GenerateOptions {
+        &self.options
+    }
+
+    /// One sample per seed, all continuing `prompt` (prefilled once).
+    pub fn generate(&self, prompt: &[u32], seeds: &[u64]) -> Result<Vec<Generation>> {
+        self.generate_with(prompt, seeds, &mut |_| {})
+    }
+
+    /// Each prompt's samples (one per seed of `seeds[i]`), prompt after prompt.
+    pub fn generate_batch(
+        &self,
+        prompts: &[&[u32]],
+        seeds: &[Vec<u64>],
+    ) -> Result<Vec<Vec<Generation>>> {
+        if prompts.len() != seeds.len() {
+            return Err(ModelError::Input(format!(
+                "{} prompts but {} seed lists",
+                prompts.len(),
+                seeds.len()
+            )));
+        }
+        prompts
+            .iter()
+            .zip(seeds)
+            .map(|(p, s)| self.generate(p, s))
+            .collect()
+    }
+
+    /// As [`Self::generate`], calling `progress(tokens)` after each step with the tokens it
+    /// produced.
+    pub fn generate_with(
+        &self,
+        prompt: &[u32],
+        seeds: &[u64],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Generation>> {
+        let vocab = self.model.config().vocab_size;
+        if prompt.is_empty() {
+            return Err(ModelError::Input(
+                "cannot generate from an empty prompt".into(),
+            ));
+        }
+        if let Some(&bad) = prompt.iter().find(|&&id| id as usize >= vocab) {
+            return Err(ModelError::Input(format!(
+                "prompt token id {bad} is outside the vocabulary (size {vocab})"
+            )));
+        }
+        if !self.options.stop_strings.is_empty() && self.tokenizer.is_none() {
+            return Err(ModelError::Input(
+                "stop strings need a tokenizer to decode the generated text".into(),
+            ));
+        }
+        let n = seeds.len();
+        let mut samples: Vec<Sample> = seeds.iter().map(|&s| Sample::new(s)).collect();
+        if n == 0 || self.options.max_new_tokens == 0 {
+            return samples.into_iter().map(|s| self.finish(s)).collect();
+        }
+
+        let mut cache = self.model.new_cache();
+        let mut logits = self.step(ids_tensor(&[prompt], &self.model.device()), &mut cache)?;
+        let mut cache = if n > 1 { cache.repeat_rows(n) } else { cache };
+        // Cache row i decodes sample active[i]. The first step draws every sample from the
+        // prompt's one row of logits; later steps have a row each.
+        let mut active: Vec<usize> = (0..n).collect();
+        let mut shared = true;
+        loop {
+            let mut still = Vec::with_capacity(active.len());
+            let mut tokens = Vec::with_capacity(active.len());
+            for (row, &s) in active.iter().enumerate() {
+                let at = if shared { 0 } else { row * vocab };
+                let sample = &mut samples[s];
+                let token = next_token(
+                    &logits[at..at + vocab],
+                    &self.options.sampling,
+                    &mut sample.rng,
+                )?;
+                sample.ids.push(token);
+                sample.finish = self.stop(&sample.ids)?;
+                if sample.finish.is_none() {
+                    still.push(row);
+                    tokens.push(token);
+                }
+            }
+            progress(active.len());
+            if still.is_empty() {
+                break;
+            }
+            if still.len() < active.len() {
+                cache = cache.select_rows(&still)?;
+                active = still.iter().map(|&row| active[row]).collect();
+            }
+            let ids: Vec<&[u32]> = tokens.iter().map(std::slice::from_ref).collect();
+            logits = self.step(ids_tensor(&ids, &self.model.device()), &mut cache)?;
+            shared = false;
+        }
+        debug!(
+            prompt_tokens = prompt.len(),
+            samples = n,
+            new_tokens = samples.iter().map(|s| s.ids.len()).sum::<usize>(),
+            "generated"
+        );
+        samples.into_iter().map(|s| self.finish(s)).collect()
+    }
+
+    /// Runs `ids` `[rows, seq]` on the cache; returns the f32 logits of each row's last position,
+    /// `rows x vocab` flat.
+    fn step(&self, ids: Tensor<B, 2, Int>, cache: &mut KvCache<B>) -> Result<Vec<f32>> {
+        let hidden = self.model.forward_cached(ids, cache)?;
+        let [rows, seq, h] = hidden.dims();
+        let last = hidden.narrow(1, seq - 1, 1).reshape([rows, h]);
+        read_f32(self.model.logits(last).cast(DType::F32))
+    }
+
+    /// Whether the sample must stop after its latest token, and why.
+    fn stop(&self, ids: &[u32]) -> Result<Option<FinishReason>> {
+        let Some(&last) = ids.last() else {
+            return Ok(None);
+        };
+        if self.options.stop_ids.contains(&last) {
+            return Ok(Some(FinishReason::Eos));
+        }
+        if let Some(tokenizer) = self.tokenizer
+            && !self.options.stop_strings.is_empty()
+        {
+            // Only a match that includes the newest token can be new; older ones stopped earlier.
+            let tail = &ids[ids.len().saturating_sub(self.stop_window)..];
+            let text = decode(tokenizer, tail)?;
+            if self.options.stop_strings.iter().any(|s| text.contains(s)) {
+                return Ok(Some(FinishReason::StopString));
+            }
+        }
+        if ids.len() >= self.options.max_new_tokens {
+            return Ok(Some(FinishReason::Length));
+        }
+        Ok(None)
+    }
+
+    fn finish(&self, sample: Sample) -> Result<Generation> {
+        let finish = sample.finish.unwrap_or(FinishReason::Length);
+        let text = match self.tokenizer {
+            None => None,
+            Some(tokenizer) => {
+                let content = match finish {
+                    FinishReason::Eos => &sample.ids[..sample.ids.len().saturating_sub(1)],
+                    _ => &sample.ids[..],
+                };
+                let mut text = decode(tokenizer, content)?;
+                if finish == FinishReason::StopString
+                    && let Some(cut) = self
+                        .options
+                        .stop_strings
+                        .iter()
+                        .filter_map(|s| text.find(s.as_str()))
+                        .min()
+                {
+                    text.truncate(cut);
+                }
+                Some(text)
+            }
+        };
+        Ok(Generation {
+            ids: sample.ids,
+            finish,
+            text,
+        })
+    }
+}
+
+/// A sample in progress.
+struct Sample {
+    ids: Vec<u32>,
+    rng: SampleRng,
+    finish: Option<FinishReason>,
+}
+
+impl Sample {
+    fn new(seed: u64) -> Self {
+        Self {
+            ids: Vec::new(),
+            rng: SampleRng::new(seed),
+            finish: None,
+        }
+    }
+}
+
+fn decode(tokenizer: &Tokenizer, ids: &[u32]) -> Result<String> {
+    tokenizer
+        .decode(ids, true)
+        .map_err(|e| ModelError::Input(format!("cannot decode generated ids: {e}")))
+}
+
+/// Equal-length rows as an id tensor.
+fn ids_tensor<B: Backend>(rows: &[&[u32]], device: &B::Device) -> Tensor<B, 2, Int> {
+    let width = rows.first().map_or(0, |r| r.len());
+    let flat: Vec<i32> = rows
+        .iter()
+        .flat_map(|r| r.iter().map(|&id| id as i32))
+        .collect();
+    Tensor::from_data(TensorData::new(flat, [rows.len(), width]), device)
+}
