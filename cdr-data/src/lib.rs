@@ -74,6 +74,7 @@ mod normalize;
 mod ordered_json;
 mod pair;
 mod parquet;
+mod prompts;
 mod read;
 mod resume;
 mod row;
@@ -84,6 +85,7 @@ pub use fields::Fields;
 pub use format::Format;
 pub use message::{Message, ROLES};
 pub use pair::PreferencePair;
+pub use prompts::{PromptRow, read_prompts};
 pub use read::{
     ReadOptions, ReadOutcome, Skipped, read_best_of_n, read_pairwise, read_records, read_rows,
 };

@@ -17,7 +17,7 @@ pub(crate) struct RowError {
 }
 
 impl RowError {
-    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         RowError {
             field: Some(field.into()),
             message: message.into(),
@@ -275,7 +275,7 @@ fn parse_response(value: &Value, field: &str) -> Result<Response, RowError> {
     }
 }
 
-fn parse_prompt(value: &Value, field: &str) -> Result<Vec<Message>, RowError> {
+pub(crate) fn parse_prompt(value: &Value, field: &str) -> Result<Vec<Message>, RowError> {
     let messages = match value {
         Value::String(text) => {
             if text.trim().is_empty() {
@@ -298,7 +298,7 @@ fn parse_prompt(value: &Value, field: &str) -> Result<Vec<Message>, RowError> {
     Ok(messages)
 }
 
-fn parse_messages(value: &Value, field: &str) -> Result<Vec<Message>, RowError> {
+pub(crate) fn parse_messages(value: &Value, field: &str) -> Result<Vec<Message>, RowError> {
     let Value::Array(items) = value else {
         return Err(RowError::wrong_type(field, "a list of messages", value));
     };
@@ -349,11 +349,15 @@ fn parse_message(value: &Value, field: &str) -> Result<Message, RowError> {
 }
 
 /// Removes `field`; a JSON `null` (or a Parquet null) counts as absent.
-fn take(object: &mut Map<String, Value>, field: &str) -> Option<Value> {
+pub(crate) fn take(object: &mut Map<String, Value>, field: &str) -> Option<Value> {
     object.remove(field).filter(|value| !value.is_null())
 }
 
-fn take_id(object: &mut Map<String, Value>, field: &str, index: usize) -> Result<String, RowError> {
+pub(crate) fn take_id(
+    object: &mut Map<String, Value>,
+    field: &str,
+    index: usize,
+) -> Result<String, RowError> {
     match take(object, field) {
         None => Ok(format!("row-{index}")),
         Some(Value::String(id)) => {
@@ -372,7 +376,10 @@ fn take_id(object: &mut Map<String, Value>, field: &str, index: usize) -> Result
     }
 }
 
-fn take_label(object: &mut Map<String, Value>, field: &str) -> Result<Option<String>, RowError> {
+pub(crate) fn take_label(
+    object: &mut Map<String, Value>,
+    field: &str,
+) -> Result<Option<String>, RowError> {
     match take(object, field) {
         None => Ok(None),
         Some(Value::String(label)) => Ok(Some(label)),

@@ -93,6 +93,19 @@ fn read_as<T: HasId>(
     options: &ReadOptions,
     mut shape: impl FnMut(Row) -> Result<T, RowError>,
 ) -> Result<ReadOutcome<T>> {
+    read_objects(path, options, |object, index| {
+        normalize(object, &options.fields, index).and_then(&mut shape)
+    })
+}
+
+/// Reads every row of `path` as a JSON object and turns it into a `T` with `parse(object, row
+/// index)`, checking ids for duplicates; bad rows fail the read or, with `skip_invalid`, are
+/// collected.
+pub(crate) fn read_objects<T: HasId>(
+    path: &Path,
+    options: &ReadOptions,
+    mut parse: impl FnMut(Map<String, Value>, usize) -> Result<T, RowError>,
+) -> Result<ReadOutcome<T>> {
     let format = Format::resolve(path, options.format)?;
     let mut outcome = ReadOutcome {
         rows: Vec::new(),
@@ -107,14 +120,12 @@ fn read_as<T: HasId>(
         let row = object
             .map_err(|message| DataError::parse(path, Some(position), message))
             .and_then(|object| {
-                normalize(object, &options.fields, row_index)
-                    .and_then(&mut shape)
-                    .map_err(|e| DataError::Row {
-                        path: path.to_path_buf(),
-                        position,
-                        field: e.field,
-                        message: e.message,
-                    })
+                parse(object, row_index).map_err(|e| DataError::Row {
+                    path: path.to_path_buf(),
+                    position,
+                    field: e.field,
+                    message: e.message,
+                })
             })
             .and_then(|row| match seen.get(row.id()) {
                 Some(&first) => Err(DataError::DuplicateId {
@@ -238,7 +249,7 @@ fn into_object(value: Value) -> Result<Map<String, Value>, String> {
 }
 
 /// Rows the duplicate-id check can look into.
-trait HasId {
+pub(crate) trait HasId {
     fn id(&self) -> &str;
 }
 
