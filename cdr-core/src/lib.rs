@@ -29,6 +29,8 @@ pub mod cache;
 pub mod encode;
 pub mod error;
 pub mod eval;
+pub mod generation;
+pub mod llm_router;
 pub mod pairs;
 pub mod reward;
 pub mod rewardbench;
@@ -41,6 +43,8 @@ pub use cdr_models::{ComputeDtype, backend};
 pub use cdr_prompt::{ChatTemplate, Customization};
 pub use encode::Limits;
 pub use error::{CoreError, Result};
+pub use generation::{Policy, SampleOptions, sample_seed};
+pub use llm_router::{LlmRoute, LlmRouter, parse_label};
 pub use reward::Reduction;
 pub use router::LikelihoodRouter;
 pub use scorer::{
