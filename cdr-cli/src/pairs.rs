@@ -19,9 +19,10 @@ use crate::backend::BackendJob;
 use crate::cli::PairsArgs;
 use crate::commands::{report_skipped, write_json};
 use crate::job::{ScoredRow, cache_table, read_options, score_options};
-use crate::passes::{PassOptions, Rendering, score_pass};
+use crate::passes::{PassOptions, Rendering, all_cached, score_pass};
 use crate::progress::Progress;
 use crate::records::{PairScore, tally};
+use crate::report::model_name;
 use crate::report_dir;
 use crate::routing::{self, RowInfo};
 
@@ -76,18 +77,7 @@ pub struct PairsReport {
 
 /// Short names for the report: file or directory names, unless two models share one.
 fn names(specs: &[String]) -> Vec<String> {
-    let short: Vec<String> = specs
-        .iter()
-        .map(|s| {
-            let p = std::path::Path::new(s.trim_end_matches('/'));
-            let stem = if p.extension().is_some_and(|e| e == "gguf") {
-                p.file_stem()
-            } else {
-                p.file_name()
-            };
-            stem.map_or_else(|| s.clone(), |n| n.to_string_lossy().into_owned())
-        })
-        .collect();
+    let short: Vec<String> = specs.iter().map(|s| model_name(s)).collect();
     let unique: BTreeSet<&String> = short.iter().collect();
     if unique.len() == short.len() {
         short
@@ -170,6 +160,17 @@ impl BackendJob for PairsArgs {
         }
         .prepare(&outcome.rows, io)?;
 
+        // Templates that render every text alike give the same texts, hence the same log-probs:
+        // one pass serves both (the Qwen2.5-Coder 0.5B and 1.5B GGUFs' templates differ by two
+        // bytes, yet render these texts identically).
+        let same_as: Vec<usize> = (0..templates.len())
+            .map(|t| {
+                (0..t)
+                    .find(|&u| texts.keys[u] == texts.keys[t])
+                    .unwrap_or(t)
+            })
+            .collect();
+        let template_of: Vec<usize> = template_of.iter().map(|&t| same_as[t]).collect();
         let describe = |i: usize| {
             let row = texts.spans.iter().position(|s| s.contains(&i)).unwrap_or(0);
             let side = if i % 2 == 0 { "chosen" } else { "rejected" };
@@ -196,9 +197,6 @@ impl BackendJob for PairsArgs {
         let mut passes = Vec::new();
         let n_passes = planned.passes.len();
         for (k, &(m, t)) in planned.passes.iter().enumerate() {
-            // Passes are ordered by model, so each model is loaded once, then dropped.
-            let scorer = ModelScorer::<B>::load(&paths[m], &device, options.dtype)
-                .with_context(|| format!("loading {}", paths[m].display()))?;
             let table = match &cache {
                 Some(c) => Some(cache_table(
                     c,
@@ -209,21 +207,40 @@ impl BackendJob for PairsArgs {
                 )?),
                 None => None,
             };
-            let label = format!("pass {}/{n_passes} {}", k + 1, names[m]);
-            let mut progress = Progress::new(texts.rows.len(), &label, self.quiet);
-            let (logprobs, stats) = score_pass(
-                &scorer,
-                &texts,
-                (m, t),
-                &PassOptions {
-                    table: table.as_ref(),
-                    per_token: false,
-                    chunk_rows: io.chunk_rows,
-                    max_batch_tokens: options.max_batch_tokens,
-                },
-                &mut progress,
-            )?;
-            progress.finish();
+            let label = format!(
+                "pass {}/{n_passes} {} (template {})",
+                k + 1,
+                names[m],
+                model_name(templates[t].name())
+            );
+            // A model whose texts are all cached is not even loaded.
+            let (logprobs, stats) = match table
+                .as_ref()
+                .and_then(|tab| all_cached(tab, &texts, (m, t)))
+            {
+                Some(done) => done,
+                None => {
+                    // Passes are ordered by model: the previous model is dropped by now, so
+                    // only one model is in memory at a time.
+                    let scorer = ModelScorer::<B>::load(&paths[m], &device, options.dtype)
+                        .with_context(|| format!("loading {}", paths[m].display()))?;
+                    let mut progress = Progress::new(texts.rows.len(), &label, self.quiet);
+                    let scored = score_pass(
+                        &scorer,
+                        &texts,
+                        (m, t),
+                        &PassOptions {
+                            table: table.as_ref(),
+                            per_token: false,
+                            chunk_rows: io.chunk_rows,
+                            max_batch_tokens: options.max_batch_tokens,
+                        },
+                        &mut progress,
+                    )?;
+                    progress.finish();
+                    scored
+                }
+            };
             eprintln!(
                 "cdr: {label}: {} cached, {} computed",
                 stats.cached, stats.computed
@@ -231,7 +248,7 @@ impl BackendJob for PairsArgs {
             sums.insert((m, t), logprobs.iter().map(|l| l.logprob).collect());
             passes.push(PassEntry {
                 model: names[m].clone(),
-                template: templates[t].name().to_string(),
+                template: model_name(templates[t].name()),
                 stats,
             });
         }
@@ -281,7 +298,7 @@ impl BackendJob for PairsArgs {
                 .map(|((n, p), &t)| ModelEntry {
                     name: n.clone(),
                     path: p.display().to_string(),
-                    template: templates[t].name().to_string(),
+                    template: model_name(templates[t].name()),
                 })
                 .collect(),
             passes,

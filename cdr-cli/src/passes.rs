@@ -141,6 +141,30 @@ pub struct PassOptions<'a> {
     pub max_batch_tokens: usize,
 }
 
+/// Every text's log-probs under model `m` and template `t` when `table` holds them all (then the
+/// model need not be loaded).
+pub fn all_cached(
+    table: &CacheTable,
+    texts: &Texts,
+    (m, t): (usize, usize),
+) -> Option<(Vec<TextLogprobs>, PassStats)> {
+    let logprobs = texts.keys[t]
+        .iter()
+        .zip(&texts.ids[m][t])
+        .map(|(text, ids)| {
+            table.get(text, ids, false).map(|e| TextLogprobs {
+                logprob: e.logprob,
+                tokens: None,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let stats = PassStats {
+        cached: logprobs.len(),
+        computed: 0,
+    };
+    Some((logprobs, stats))
+}
+
 /// Model `m` scores every text under template `t`, from the cache where it can.
 pub fn score_pass<B: Backend>(
     scorer: &ModelScorer<B>,

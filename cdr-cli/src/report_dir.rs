@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::pairs::PairsReport;
 use crate::plots;
 use crate::records::{PairScore, tally};
-use crate::report::EvalReport;
+use crate::report::{EvalReport, model_name};
 
 struct Figure {
     file: String,
@@ -69,7 +69,8 @@ fn pair_figures(rows: &[PairScore], pair: &str) -> anyhow::Result<Vec<Figure>> {
         (&accuracy.by_subset, "subset"),
         (&accuracy.by_domain, "domain"),
     ] {
-        if groups.is_empty() {
+        // One group is the overall accuracy again; a bar chart of it says nothing new.
+        if groups.len() < 2 {
             continue;
         }
         let title = format!("Accuracy per {what} — {pair}");
@@ -112,7 +113,11 @@ fn pair_figures(rows: &[PairScore], pair: &str) -> anyhow::Result<Vec<Figure>> {
 
 /// `cdr eval --report-dir`.
 pub fn write_eval(dir: &Path, report: &EvalReport, rows: &[PairScore]) -> anyhow::Result<()> {
-    let pair = format!("{} over {}", short(&report.strong), short(&report.weak));
+    let pair = format!(
+        "{} over {}",
+        model_name(&report.strong),
+        model_name(&report.weak)
+    );
     let figures = pair_figures(rows, &pair)?;
     write(dir, &crate::report::markdown(report), &figures, report)
 }
@@ -146,13 +151,6 @@ pub fn write_pairs(
         )?);
     }
     write(dir, &crate::pairs::markdown(report), &figures, report)
-}
-
-/// A model's file or directory name, for titles.
-fn short(spec: &str) -> String {
-    Path::new(spec.trim_end_matches('/'))
-        .file_name()
-        .map_or_else(|| spec.to_string(), |n| n.to_string_lossy().into_owned())
 }
 
 fn write(dir: &Path, body: &str, figures: &[Figure], json: &impl Serialize) -> anyhow::Result<()> {
