@@ -36,8 +36,25 @@ impl<B: Backend> LlamaForCausalLm<B> {
     }
 
     /// Log-probabilities of the tokens `ids[start..]` of each span, in one padded forward pass. The
-    /// vocabulary projection and log-softmax run only at the requested positions.
+    /// vocabulary projection and log-softmax run only at the requested positions. When every span
+    /// starts with the same tokens (at least [`MIN_SHARED_PREFIX`] before the first scored one), that
+    /// prefix runs once and its keys/values serve all continuations.
     pub fn score_spans(&self, batch: &[ScoreSpan<'_>]) -> Result<Vec<Vec<f32>>> {
+        self.validate(batch)?;
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prefix = shared_prefix(batch);
+        let (hidden, rows, targets) = if batch.len() > 1 && prefix >= MIN_SHARED_PREFIX {
+            self.continuation_states(batch, prefix)?
+        } else {
+            self.padded_states(batch, 0)
+        };
+        let flat = self.gather_logprobs(hidden, &rows, &targets)?;
+        Ok(split(batch, &flat))
+    }
+
+    fn validate(&self, batch: &[ScoreSpan<'_>]) -> Result<()> {
         let vocab = self.config().vocab_size;
         for (i, span) in batch.iter().enumerate() {
             if span.start == 0 || span.start > span.ids.len() {
@@ -53,25 +70,19 @@ impl<B: Backend> LlamaForCausalLm<B> {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// [`Self::score_spans`] without prefix sharing: one right-padded forward over whole sequences.
+    /// The reference the shared path is checked against, and a baseline for benchmarks.
+    pub fn score_spans_padded(&self, batch: &[ScoreSpan<'_>]) -> Result<Vec<Vec<f32>>> {
+        self.validate(batch)?;
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let prefix = shared_prefix(batch);
-        let (hidden, rows, targets) = if batch.len() > 1 && prefix >= MIN_SHARED_PREFIX {
-            self.continuation_states(batch, prefix)?
-        } else {
-            self.padded_states(batch, 0)
-        };
+        let (hidden, rows, targets) = self.padded_states(batch, 0);
         let flat = self.gather_logprobs(hidden, &rows, &targets)?;
-
-        let mut out = Vec::with_capacity(batch.len());
-        let mut offset = 0;
-        for span in batch {
-            let n = span.ids.len() - span.start;
-            out.push(flat[offset..offset + n].to_vec());
-            offset += n;
-        }
-        Ok(out)
+        Ok(split(batch, &flat))
     }
 
     /// The shared prefix runs once (one row); its keys/values then serve every continuation.
@@ -129,7 +140,7 @@ impl<B: Backend> LlamaForCausalLm<B> {
 
 /// Shortest shared prefix worth running once for a whole batch: below it, the extra forward call
 /// costs more than the positions it saves.
-const MIN_SHARED_PREFIX: usize = 16;
+pub const MIN_SHARED_PREFIX: usize = 16;
 
 /// Tokens every span starts with, short of each span's first scored position's context (the token
 /// before `start` must be run with the continuation, whose hidden state predicts `ids[start]`).
@@ -177,6 +188,19 @@ fn pad(batch: &[ScoreSpan<'_>], skip: usize) -> (Padded, Vec<i32>, Vec<i32>) {
     }
     let shape = [batch.len(), width];
     (Padded { ids, shape }, rows, targets)
+}
+
+/// Cuts the flat per-token results back into one vector per span.
+fn split(batch: &[ScoreSpan<'_>], flat: &[f32]) -> Vec<Vec<f32>> {
+    let mut offset = 0;
+    batch
+        .iter()
+        .map(|span| {
+            let n = span.ids.len() - span.start;
+            offset += n;
+            flat[offset - n..offset].to_vec()
+        })
+        .collect()
 }
 
 fn flatten<B: Backend>(hidden: Tensor<B, 3>) -> Tensor<B, 2> {
