@@ -29,6 +29,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Turn best-of-N rows into DPO/SimPO preference pairs (best vs worst, or best vs random).
     Annotate(AnnotateArgs),
+    /// Sample N responses per prompt from a policy model into best-of-N rows for `annotate`.
+    Generate(crate::generate::GenerateArgs),
     /// Score every response with one model into the log-prob cache (and optionally a file).
     Logprobs(LogprobsArgs),
     /// Rank every ordered strong/weak pair of several models: one scoring pass per model.
@@ -57,7 +59,9 @@ pub enum RouterKind {
     Field,
     /// A router model scores each domain name after a classification prompt.
     Likelihood,
-    /// A router model generates the label between [START] and [END] (needs generation).
+    /// A router model answers the classification prompt (greedy, a few tokens); the domain it
+    /// names (between [START] and [END], else the first domain name in the answer) wins, else the
+    /// default domain.
     Llm,
 }
 
@@ -96,7 +100,7 @@ pub struct RouteArgs {
     pub io: IoArgs,
     #[command(flatten)]
     pub customize: CustomizeArgs,
-    /// Router model for --router likelihood (required there unless --strong is given).
+    /// Router model for --router likelihood|llm (required there unless --strong is given).
     #[arg(long)]
     pub strong: Option<String>,
     #[command(flatten)]
@@ -392,4 +396,13 @@ pub struct AnnotateArgs {
     /// Seed for --pair-strategy best-random.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Generate the responses first: --input holds prompts, and N responses per prompt are
+    /// sampled from this policy model into <output>.generated.jsonl, then scored and paired.
+    #[arg(long)]
+    pub policy: Option<String>,
+    /// The policy's chat template (built-in name or Jinja file). Default: its own.
+    #[arg(long, requires = "policy")]
+    pub policy_template: Option<String>,
+    #[command(flatten)]
+    pub sampling: crate::generate::SamplingArgs,
 }

@@ -12,7 +12,7 @@ use cdr_data::{
 };
 
 use crate::backend::BackendJob;
-use crate::cli::{AnnotateArgs, EvalArgs, PairStrategyArg, RouteArgs, RouterKind, ScoreArgs};
+use crate::cli::{AnnotateArgs, EvalArgs, PairStrategyArg, RouteArgs, ScoreArgs};
 use crate::job::{Run, ScoredRow, cache_summary, read_options, summary, write_options};
 use crate::records::{PairScore, ResponsesScore, tally};
 use crate::report::{EvalReport, markdown};
@@ -203,24 +203,20 @@ impl BackendJob for RouteArgs {
             None => cdr_core::Customization::default_config()?,
         };
         let infos: Vec<RowInfo<'_>> = outcome.rows.iter().map(ScoredRow::info).collect();
-        let router = if self.customize.router == RouterKind::Likelihood {
-            let model = self
-                .customize
-                .router_model
-                .as_deref()
-                .or(self.strong.as_deref());
-            Some(routing::likelihood_router::<B>(
-                model,
-                None,
-                self.template.as_deref(),
-                &device,
-                self.compute.dtype()?,
-                self.compute.max_batch_tokens,
-                self.customize.router_calibrate,
-            )?)
-        } else {
-            None
-        };
+        let model = self
+            .customize
+            .router_model
+            .as_deref()
+            .or(self.strong.as_deref());
+        let router = routing::router::<B>(
+            &self.customize,
+            model,
+            None,
+            self.template.as_deref(),
+            &device,
+            self.compute.dtype()?,
+            self.compute.max_batch_tokens,
+        )?;
         let domains = routing::route(
             &custom,
             self.customize.router,

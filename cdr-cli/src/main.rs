@@ -3,6 +3,7 @@
 mod backend;
 mod cli;
 mod commands;
+mod generate;
 mod info;
 mod job;
 mod logprobs;
@@ -52,6 +53,13 @@ fn main() -> std::process::ExitCode {
         Command::Annotate(mut args) => {
             args.run.quiet = cli.quiet;
             let compute = args.run.models.scoring.compute.clone();
+            compute
+                .validate()
+                .and_then(|()| dispatch(compute.device, generate::Annotate(args)))
+        }
+        Command::Generate(mut args) => {
+            args.quiet = cli.quiet;
+            let compute = args.compute.clone();
             compute
                 .validate()
                 .and_then(|()| dispatch(compute.device, args))

@@ -5,7 +5,9 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use cdr_core::backend::Backend;
-use cdr_core::{ChatTemplate, Customization, LikelihoodRouter, Limits, ModelScorer};
+use cdr_core::{
+    ChatTemplate, Customization, LikelihoodRouter, Limits, LlmRouter, ModelScorer, Policy,
+};
 use cdr_data::Message;
 
 use crate::cli::{CustomizeArgs, RouterKind};
@@ -54,12 +56,7 @@ pub fn likelihood_router<B: Backend>(
     }
     match fallback {
         Some((scorer, template)) => {
-            let template = ChatTemplate::new(
-                template.name(),
-                template.source(),
-                template.bos_token(),
-                template.eos_token(),
-            )?;
+            let template = copy_template(template)?;
             Ok(
                 LikelihoodRouter::new(scorer.clone(), template, limits, max_batch_tokens)
                     .calibrated(calibrate),
@@ -67,6 +64,71 @@ pub fn likelihood_router<B: Backend>(
         }
         None => bail!("--router likelihood needs a router model (--router-model or --strong)"),
     }
+}
+
+fn copy_template(t: &ChatTemplate) -> anyhow::Result<ChatTemplate> {
+    Ok(ChatTemplate::new(
+        t.name(),
+        t.source(),
+        t.bos_token(),
+        t.eos_token(),
+    )?)
+}
+
+/// Most tokens of an `llm` router's answer: a domain name, or a short sentence naming one.
+const ROUTER_ANSWER_TOKENS: usize = 16;
+
+/// An `llm` router on `model` (a directory, .gguf file or hub id) or, when `None`, on `fallback`.
+pub fn llm_router<B: Backend>(
+    model: Option<&str>,
+    fallback: Option<(&ModelScorer<B>, &ChatTemplate)>,
+    template: Option<&str>,
+    device: &B::Device,
+    dtype: cdr_core::ComputeDtype,
+) -> anyhow::Result<LlmRouter<B>> {
+    let policy = match (model, fallback) {
+        (Some(spec), _) => {
+            let dir = cdr_models::resolve_model(spec).context("--router-model")?;
+            Policy::load(&dir, template, device, dtype)?
+        }
+        (None, Some((scorer, template))) => Policy::from_scorer(scorer, copy_template(template)?),
+        (None, None) => bail!("--router llm needs a router model (--router-model or --strong)"),
+    };
+    Ok(LlmRouter::new(policy, ROUTER_ANSWER_TOKENS))
+}
+
+/// A router model.
+pub enum Router<B: Backend> {
+    Likelihood(LikelihoodRouter<B>),
+    Llm(LlmRouter<B>),
+}
+
+/// The router model `--router` needs, on `model` or else `fallback`; `None` for `--router field`.
+#[allow(clippy::too_many_arguments)]
+pub fn router<B: Backend>(
+    c: &CustomizeArgs,
+    model: Option<&str>,
+    fallback: Option<(&ModelScorer<B>, &ChatTemplate)>,
+    template: Option<&str>,
+    device: &B::Device,
+    dtype: cdr_core::ComputeDtype,
+    max_batch_tokens: usize,
+) -> anyhow::Result<Option<Router<B>>> {
+    Ok(match c.router {
+        RouterKind::Field => None,
+        RouterKind::Likelihood => Some(Router::Likelihood(likelihood_router(
+            model,
+            fallback,
+            template,
+            device,
+            dtype,
+            max_batch_tokens,
+            c.router_calibrate,
+        )?)),
+        RouterKind::Llm => Some(Router::Llm(llm_router(
+            model, fallback, template, device, dtype,
+        )?)),
+    })
 }
 
 /// The customization `--customize` names and, with one, the domain of each row, routed by
@@ -85,28 +147,25 @@ pub fn customize_rows<B: Backend>(
     let Some(custom) = customization(c)? else {
         return Ok(None);
     };
-    let router = match c.router {
-        RouterKind::Likelihood => Some(likelihood_router::<B>(
-            c.router_model.as_deref(),
-            fallback,
-            None,
-            device,
-            dtype,
-            max_batch_tokens,
-            c.router_calibrate,
-        )?),
-        _ => None,
-    };
+    let router = router::<B>(
+        c,
+        c.router_model.as_deref(),
+        fallback,
+        None,
+        device,
+        dtype,
+        max_batch_tokens,
+    )?;
     let domains = route(&custom, c.router, rows, router.as_ref(), input, quiet)?;
     Ok(Some((custom, domains)))
 }
 
-/// Each row's domain, by `kind`. `router` is required for `likelihood`.
+/// Each row's domain, by `kind`. `router` is required for `likelihood` and `llm`.
 pub fn route<B: Backend>(
     c: &Customization,
     kind: RouterKind,
     rows: &[RowInfo<'_>],
-    router: Option<&LikelihoodRouter<B>>,
+    router: Option<&Router<B>>,
     input: &Path,
     quiet: bool,
 ) -> anyhow::Result<HashMap<String, String>> {
@@ -120,7 +179,7 @@ pub fn route<B: Backend>(
             })
             .collect(),
         RouterKind::Likelihood => {
-            let Some(router) = router else {
+            let Some(Router::Likelihood(router)) = router else {
                 bail!("--router likelihood needs a router model");
             };
             let mut progress = Progress::new(rows.len(), "route", quiet);
@@ -137,9 +196,30 @@ pub fn route<B: Backend>(
                 .map(|(r, (d, _))| (r.id.to_string(), d))
                 .collect())
         }
-        RouterKind::Llm => bail!(
-            "--router llm generates the label with the router model, and cdr cannot generate text \
-             yet (the generation work is still open); use --router field or --router likelihood"
-        ),
+        RouterKind::Llm => {
+            let Some(Router::Llm(router)) = router else {
+                bail!("--router llm needs a router model");
+            };
+            let mut progress = Progress::new(rows.len(), "route", quiet);
+            let convos: Vec<&[Message]> = rows.iter().map(|r| r.prompt).collect();
+            let routed = router.route(c, &convos, &mut |n, tokens| {
+                progress.tokens(tokens);
+                progress.rows(n);
+            })?;
+            progress.finish();
+            let unparsed = routed.iter().filter(|r| !r.parsed).count();
+            if unparsed > 0 {
+                eprintln!(
+                    "cdr: the router model named no domain for {unparsed} of {} rows; they go to {}",
+                    routed.len(),
+                    c.default_domain
+                );
+            }
+            Ok(rows
+                .iter()
+                .zip(routed)
+                .map(|(r, route)| (r.id.to_string(), route.domain))
+                .collect())
+        }
     }
 }

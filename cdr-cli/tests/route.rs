@@ -107,8 +107,10 @@ fn likelihood_router_runs_on_any_loadable_model() {
 }
 
 #[test]
-fn llm_router_says_it_needs_generation() {
+fn llm_router_routes_with_the_strong_model() {
     let input = root().join("cdr-core/tests/fixtures/pairs.jsonl");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("routes.jsonl");
     let o = cdr(&[
         "route",
         "--router",
@@ -117,9 +119,36 @@ fn llm_router_says_it_needs_generation() {
         &model("llama_gqa"),
         "--input",
         input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
     ]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("generat"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(jsonl(&out).len(), 16);
+
+    // Scoring commands route with the strong model when no --router-model is given.
+    let scored = tmp.path().join("scored.jsonl");
+    let o = cdr(&[
+        "eval",
+        "--strong",
+        &model("llama_gqa"),
+        "--weak",
+        &model("llama_sharded"),
+        "--customize",
+        "paper",
+        "--router",
+        "llm",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        scored.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows = jsonl(&scored);
+    assert_eq!(rows.len(), 16);
+    assert!(
+        rows.iter()
+            .all(|r| ["CHAT", "SAFETY", "REASONING"].contains(&r["domain"].as_str().unwrap()))
+    );
 }
 
 #[test]

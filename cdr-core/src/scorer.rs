@@ -9,7 +9,7 @@ use cdr_prompt::{ChatTemplate, Customization, RenderedPair};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::batch::plan_batches;
+use crate::batch::{SeqShape, plan_shared_batches};
 use crate::cache::{CacheTable, CachedLogprobs, ids_key, text_key};
 use crate::encode::{Encoded, Limits, encode};
 use crate::error::{CoreError, Result};
@@ -203,8 +203,20 @@ impl<B: Backend> ModelScorer<B> {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Vec<Vec<f32>>> {
         let lengths: Vec<usize> = items.iter().map(|e| e.ids.len()).collect();
+        // A row's responses (chosen and rejected, or its N candidates) share the rendered prompt;
+        // batched together, the model runs that prefix once.
+        let shapes: Vec<SeqShape<'_>> = items
+            .iter()
+            .map(|e| {
+                let s = span(e);
+                SeqShape {
+                    len: s.ids.len(),
+                    prefix: &s.ids[..s.start.saturating_sub(1)],
+                }
+            })
+            .collect();
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); items.len()];
-        for batch in plan_batches(&lengths, max_batch_tokens) {
+        for batch in plan_shared_batches(&shapes, max_batch_tokens) {
             let spans: Vec<ScoreSpan<'_>> = batch.iter().map(|&i| span(items[i])).collect();
             for (&i, lp) in batch.iter().zip(self.model.score_spans(&spans)?) {
                 out[i] = lp;

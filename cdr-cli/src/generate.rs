@@ -1,0 +1,329 @@
+//! `cdr generate`: N sampled responses per prompt from a policy model, written as best-of-N rows
+//! (`prompt` + `responses`) that `cdr annotate` reads; `cdr annotate --policy` runs it first.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use cdr_core::backend::Backend;
+use cdr_core::{Policy, SampleOptions};
+use cdr_data::{Message, PromptRow, RecordWriter, read_prompts};
+use cdr_models::{FinishReason, Sampling};
+use clap::Args;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tracing::warn;
+
+use crate::backend::BackendJob;
+use crate::cli::{AnnotateArgs, ComputeArgs, IoArgs};
+use crate::commands::report_skipped;
+use crate::job::{read_options, write_options};
+use crate::progress::Progress;
+
+/// How responses are sampled (`cdr generate` and `cdr annotate --policy`).
+#[derive(Debug, Clone, Args)]
+pub struct SamplingArgs {
+    /// Responses sampled per prompt.
+    #[arg(long, short = 'n', default_value_t = 4)]
+    pub n: usize,
+    /// Sampling temperature; 0 is greedy decoding (then all N responses are the same).
+    #[arg(long, default_value_t = 0.7)]
+    pub temperature: f32,
+    /// Nucleus sampling: draw from the smallest set of tokens holding this much probability.
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// Draw from the K most likely tokens only (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Most tokens generated per response.
+    #[arg(long, default_value_t = 512)]
+    pub max_new_tokens: usize,
+    /// Seed of the samples; with the row id it fixes each prompt's samples, so a resumed or
+    /// reordered run draws the same ones.
+    #[arg(long, default_value_t = 0)]
+    pub sampling_seed: u64,
+    /// End a response at this text (left out of it); repeatable. The model's end-of-sequence ids
+    /// and the chat template's end-of-turn token always end it.
+    #[arg(long = "stop", value_name = "TEXT")]
+    pub stop: Vec<String>,
+}
+
+impl SamplingArgs {
+    pub fn options(&self, max_prompt_tokens: usize) -> anyhow::Result<SampleOptions> {
+        let sampling = Sampling {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+        };
+        sampling.validate().map_err(anyhow::Error::msg)?;
+        if self.n == 0 {
+            bail!("--n must be at least 1");
+        }
+        if max_prompt_tokens == 0 {
+            bail!("--max-prompt-tokens must be positive");
+        }
+        Ok(SampleOptions {
+            n: self.n,
+            max_new_tokens: self.max_new_tokens,
+            sampling,
+            seed: self.sampling_seed,
+            stop_strings: self.stop.clone(),
+            max_prompt_tokens,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The policy model: a directory, a .gguf file or an HF hub id found in the local cache.
+    #[arg(long)]
+    pub policy: String,
+    /// The policy's chat template (built-in name or Jinja file). Default: its own.
+    #[arg(long)]
+    pub policy_template: Option<String>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Longer prompts keep their LAST this many tokens.
+    #[arg(long, default_value_t = 2048)]
+    pub max_prompt_tokens: usize,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
+    #[command(flatten)]
+    pub io: IoArgs,
+    /// Best-of-N rows (.jsonl or .parquet); re-running with the same path resumes.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    #[arg(skip)]
+    pub quiet: bool,
+}
+
+impl BackendJob for GenerateArgs {
+    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
+        let options = self.sampling.options(self.max_prompt_tokens)?;
+        let job = GenerateJob {
+            policy: &self.policy,
+            template: self.policy_template.as_deref(),
+            options: &options,
+            dtype: self.compute.dtype()?,
+            io: &self.io,
+            output: &self.output,
+            quiet: self.quiet,
+        };
+        job.run::<B>(&device)
+    }
+}
+
+/// One generation run, from `cdr generate` or the first step of `cdr annotate --policy`.
+pub struct GenerateJob<'a> {
+    pub policy: &'a str,
+    pub template: Option<&'a str>,
+    pub options: &'a SampleOptions,
+    pub dtype: cdr_core::ComputeDtype,
+    pub io: &'a IoArgs,
+    pub output: &'a Path,
+    pub quiet: bool,
+}
+
+/// One written row: a best-of-N row plus how its responses came about.
+#[derive(Serialize)]
+struct GeneratedRow<'a> {
+    id: &'a str,
+    prompt: &'a [Message],
+    responses: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subset: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain: Option<&'a str>,
+    policy: &'a str,
+    /// Per response: why it ended, and its new tokens (a stop id included).
+    finish_reasons: Vec<FinishReason>,
+    response_tokens: Vec<usize>,
+    /// Samples left out because their text was empty (a response must have text to be scored).
+    empty_responses: usize,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+const OWN_FIELDS: [&str; 9] = [
+    "id",
+    "prompt",
+    "responses",
+    "subset",
+    "domain",
+    "policy",
+    "finish_reasons",
+    "response_tokens",
+    "empty_responses",
+];
+
+#[derive(Debug, Default)]
+struct GenerateStats {
+    resumed: usize,
+    rows: usize,
+    responses: usize,
+    empty: usize,
+    no_response: Vec<String>,
+    failed: Vec<(String, String)>,
+    finish: BTreeMap<String, usize>,
+}
+
+impl GenerateJob<'_> {
+    pub fn run<B: Backend>(&self, device: &B::Device) -> anyhow::Result<()> {
+        let io = self.io;
+        let outcome = read_prompts(&io.input, &read_options(io))?;
+        report_skipped(&outcome);
+        let mut writer = RecordWriter::open(self.output, &write_options(io))?;
+        let todo: Vec<&PromptRow> = outcome
+            .rows
+            .iter()
+            .filter(|r| !writer.contains(&r.id))
+            .collect();
+        let mut stats = GenerateStats {
+            resumed: outcome.rows.len() - todo.len(),
+            ..Default::default()
+        };
+        let mut progress = Progress::new(todo.len(), "generate", self.quiet);
+        if !todo.is_empty() {
+            let path = cdr_models::resolve_model(self.policy).context("--policy")?;
+            let policy = Policy::<B>::load(&path, self.template, device, self.dtype)?;
+            for row in todo {
+                let samples = match policy.sample(&row.id, &row.prompt, self.options, &mut |n| {
+                    progress.tokens(n)
+                }) {
+                    Ok(s) => s,
+                    Err(e) if io.skip_invalid => {
+                        warn!(id = %row.id, "skipped: {e}");
+                        stats.failed.push((row.id.clone(), e.to_string()));
+                        progress.rows(1);
+                        continue;
+                    }
+                    Err(e) => {
+                        return Err(e).with_context(|| {
+                            format!(
+                                "{}: row `{}` (use --skip-invalid to continue past bad rows)",
+                                io.input.display(),
+                                row.id
+                            )
+                        });
+                    }
+                };
+                let mut record = GeneratedRow {
+                    id: &row.id,
+                    prompt: &row.prompt,
+                    responses: Vec::new(),
+                    subset: row.subset.as_deref(),
+                    domain: row.domain.as_deref(),
+                    policy: self.policy,
+                    finish_reasons: Vec::new(),
+                    response_tokens: Vec::new(),
+                    empty_responses: 0,
+                    extra: row
+                        .extra
+                        .iter()
+                        .filter(|(k, _)| !OWN_FIELDS.contains(&k.as_str()))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                };
+                for s in samples {
+                    *stats.finish.entry(format!("{:?}", s.finish)).or_default() += 1;
+                    match s.text {
+                        Some(text) if !text.trim().is_empty() => {
+                            record.responses.push(text);
+                            record.finish_reasons.push(s.finish);
+                            record.response_tokens.push(s.ids.len());
+                        }
+                        _ => record.empty_responses += 1,
+                    }
+                }
+                stats.empty += record.empty_responses;
+                progress.rows(1);
+                if record.responses.is_empty() {
+                    // Not written: a best-of-N row needs a response. A resumed run tries again
+                    // (and, with the same seed, gets the same result).
+                    stats.no_response.push(row.id.clone());
+                    continue;
+                }
+                stats.responses += record.responses.len();
+                stats.rows += 1;
+                writer.write(&record)?;
+            }
+        }
+        progress.finish();
+        let written = writer.finish()?;
+        eprintln!(
+            "cdr: {} prompts generated ({} already done), {} responses, {:.0} new tokens/s; \
+             endings {:?}",
+            stats.rows,
+            stats.resumed,
+            stats.responses,
+            progress.total_tokens() as f64 / progress.elapsed_secs().max(1e-9),
+            stats.finish
+        );
+        if stats.empty > 0 {
+            eprintln!("cdr: {} empty responses left out", stats.empty);
+        }
+        if !stats.no_response.is_empty() {
+            eprintln!(
+                "cdr: {} prompts got no non-empty response and were not written: {}",
+                stats.no_response.len(),
+                stats.no_response.join(", ")
+            );
+        }
+        for (id, why) in &stats.failed {
+            eprintln!("  skipped row `{id}`: {why}");
+        }
+        eprintln!("cdr: {written} rows in {}", self.output.display());
+        Ok(())
+    }
+}
+
+/// Where `cdr annotate --policy` keeps the generated rows: `<output>.generated.jsonl`, so a killed
+/// run resumes generation too.
+pub fn generated_path(output: &Path) -> PathBuf {
+    let mut name = output.as_os_str().to_owned();
+    name.push(".generated.jsonl");
+    PathBuf::from(name)
+}
+
+/// `cdr annotate --policy`: samples responses for the prompts of `--input` into
+/// [`generated_path`] and points the annotation at that file. Without `--policy`, `args` as given.
+pub fn generate_first<B: Backend>(
+    mut args: AnnotateArgs,
+    device: &B::Device,
+) -> anyhow::Result<AnnotateArgs> {
+    let Some(policy) = args.policy.clone() else {
+        return Ok(args);
+    };
+    let scoring = &args.run.models.scoring;
+    let options = args.sampling.options(scoring.max_prompt_tokens)?;
+    let generated = generated_path(&args.output);
+    GenerateJob {
+        policy: &policy,
+        template: args.policy_template.as_deref(),
+        options: &options,
+        dtype: scoring.compute.dtype()?,
+        io: &args.run.io,
+        output: &generated,
+        quiet: args.run.quiet,
+    }
+    .run::<B>(device)?;
+    // The generated file uses the default column names, whatever the prompts file used.
+    let io = &mut args.run.io;
+    io.input = generated;
+    io.id_field = "id".into();
+    io.prompt_field = "prompt".into();
+    io.responses_field = "responses".into();
+    io.subset_field = "subset".into();
+    io.domain_field = "domain".into();
+    Ok(args)
+}
+
+/// `cdr annotate`, generating first when `--policy` is given.
+pub struct Annotate(pub AnnotateArgs);
+
+impl BackendJob for Annotate {
+    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
+        let args = generate_first::<B>(self.0, &device)?;
+        args.run::<B>(device)
+    }
+}
