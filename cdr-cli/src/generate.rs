@@ -170,6 +170,7 @@ struct GenerateStats {
 impl GenerateJob<'_> {
     pub fn run<B: Backend>(&self, device: &B::Device) -> anyhow::Result<()> {
         let io = self.io;
+        let path = cdr_models::resolve_model(self.policy).context("--policy")?;
         let outcome = read_prompts(&io.input, &read_options(io))?;
         report_skipped(&outcome);
         let mut writer = RecordWriter::open(self.output, &write_options(io))?;
@@ -184,7 +185,6 @@ impl GenerateJob<'_> {
         };
         let mut progress = Progress::new(todo.len(), "generate", self.quiet);
         if !todo.is_empty() {
-            let path = cdr_models::resolve_model(self.policy).context("--policy")?;
             let policy = Policy::<B>::load(&path, self.template, device, self.dtype)?;
             for row in todo {
                 let samples = match policy.sample(&row.id, &row.prompt, self.options, &mut |n| {

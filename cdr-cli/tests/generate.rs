@@ -218,13 +218,14 @@ fn bad_sampling_arguments_are_refused() {
         "--input",
         &input,
         "--output",
-        "x.jsonl",
+        output.to_str().unwrap(),
     ]);
     assert!(
         !o.status.success() && stderr(&o).contains("--policy"),
         "{}",
         stderr(&o)
     );
+    assert!(!output.exists(), "nothing is written before the policy is found");
 }
 
 #[test]
