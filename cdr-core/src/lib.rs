@@ -5,7 +5,8 @@
 //! models scoring one text rendered by the strong model's chat template. [`DensityRatio`] loads a
 //! pair and scores [`Item`]s in length-aware batches; [`eval`] turns rewards into pairwise
 //! decisions and accuracies, [`rewardbench`] into RewardBench section scores, and [`best_of_n`] into
-//! DPO/SimPO pairs.
+//! DPO/SimPO pairs. [`cache`] keeps each model's log-prob sums on disk, so [`pairs`] can rank every
+//! strong/weak pairing of several models from one scoring pass per model.
 //!
 //! ```
 //! use cdr_core::{DensityRatio, Item, Message, ScoreOptions, backend::Cpu};
