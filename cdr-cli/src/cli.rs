@@ -194,8 +194,8 @@ pub struct CacheArgs {
     #[arg(long, env = "CDR_CACHE", value_name = "DIR")]
     pub cache: Option<PathBuf>,
 
-    /// Neither read nor write the log-prob cache.
-    #[arg(long, conflicts_with = "cache")]
+    /// Neither read nor write the log-prob cache (overrides --cache and CDR_CACHE).
+    #[arg(long)]
     pub no_cache: bool,
 }
 
