@@ -257,7 +257,10 @@ impl<B: Backend> ModelScorer<B> {
         let computed = self.response_logprobs(&encoded, max_batch_tokens, progress)?;
         for (&i, tokens) in missing.iter().zip(computed) {
             let logprob = sum_logprobs(&tokens);
-            if let Some(table) = table {
+            // JSON has no infinities (serde_json writes null): such an entry would read back as
+            // corrupt on every run, so it is not stored.
+            let finite = logprob.is_finite() && tokens.iter().all(|t| t.is_finite());
+            if let Some(table) = table.filter(|_| finite) {
                 table.insert(CachedLogprobs {
                     text: items[i].text.to_string(),
                     ids: ids[i].clone(),
