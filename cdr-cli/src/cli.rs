@@ -169,7 +169,7 @@ pub struct ScoringArgs {
     pub cache: CacheArgs,
 
     /// Chat template: a built-in name (chatml, llama3, mistral, llama2) or a Jinja file. Default:
-    /// the strong model's own.
+    /// the strong model's own (`logprobs`: the model's; `pairs`: each pair's strong model's).
     #[arg(long)]
     pub template: Option<String>,
 
