@@ -12,11 +12,25 @@
 //! Dispatch is by the backend's type at run time (a `TypeId` check), so model code stays generic
 //! over `B: Backend` and a backend without a fast path still works.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use burn::tensor::{Tensor, backend::Backend};
 
 #[cfg(feature = "cpu")]
 mod cpu;
 mod generic;
+
+static COMPOSED_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// Sends every backend through the composed burn ops — the path GPU backends take — so that path
+/// can be checked against transformers on the CPU. Process-wide; meant for tests and comparisons.
+pub fn use_composed_ops(on: bool) {
+    COMPOSED_ONLY.store(on, Ordering::Relaxed);
+}
+
+fn fast_paths() -> bool {
+    !COMPOSED_ONLY.load(Ordering::Relaxed)
+}
 
 /// Which keys each query sees: causal, query `i` of `q_len` sits at absolute position
 /// `kv_len - q_len + i` (so a query block can follow cached keys), optionally limited to the
@@ -40,7 +54,9 @@ impl CausalMask {
 /// of `seq`), HF `rotate_half` convention.
 pub fn rotary<B: Backend>(x: Tensor<B, 4>, rope: &crate::rope::RopeTables<B>) -> Tensor<B, 4> {
     #[cfg(feature = "cpu")]
-    if let Some(out) = cpu::rotary(&x, rope) {
+    if fast_paths()
+        && let Some(out) = cpu::rotary(&x, rope)
+    {
         return out;
     }
     generic::rotary(x, rope)
@@ -56,7 +72,9 @@ pub fn attention<B: Backend>(
     mask: CausalMask,
 ) -> Tensor<B, 4> {
     #[cfg(feature = "cpu")]
-    if let Some(out) = cpu::attention(&q, &k, &v, mask) {
+    if fast_paths()
+        && let Some(out) = cpu::attention(&q, &k, &v, mask)
+    {
         return out;
     }
     generic::attention(q, k, v, mask)

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The GPU checks in one go: fixture parity (f32 and bf16) and scoring throughput against
+# transformers + PyTorch on the same card.
+#
+#   tools/gpu_bench.sh build   # here (no GPU needed): CUDA binaries into .cache/gpu (stripped)
+#   tools/gpu_bench.sh run     # on the GPU machine, from the repository root; carry .cache/gpu
+#
+# The GPU machine has no Rust toolchain: binaries are built here against CUDA 13.0 (cudarc loads
+# libcuda/libnvrtc at run time). Output goes to stdout and, when set, $OUT/*.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+case "${1:-}" in
+  build)
+    export CUDARC_CUDA_VERSION=13000
+    cargo build --release --target-dir target/cuda -p cdr-models --example parity \
+      --no-default-features --features cuda
+    cargo build --release --target-dir target/cuda -p cdr-benches --bin score_workload \
+      --no-default-features --features cuda
+    mkdir -p .cache/gpu
+    cp target/cuda/release/examples/parity .cache/gpu/parity-cuda
+    cp target/cuda/release/score_workload .cache/gpu/score-workload-cuda
+    strip .cache/gpu/parity-cuda .cache/gpu/score-workload-cuda
+    ls -la .cache/gpu
+    ;;
+  run)
+    out=${OUT:-/tmp}
+    export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda}
+    export LD_LIBRARY_PATH=${CUDA_PATH}/lib64:${LD_LIBRARY_PATH:-}
+    # Full autotuning costs minutes of a 15-minute budget; the minimal level keeps the good kernels.
+    export CUBECL_AUTOTUNE_LEVEL=${CUBECL_AUTOTUNE_LEVEL:-minimal}
+    export RUST_BACKTRACE=1
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 > "$out/gpu_mem.csv" &
+    smi=$!
+    trap 'kill $smi 2>/dev/null || true' EXIT
+    echo "== parity (the head of stderr is kept: a first panic explains any later ones)"
+    timeout "${PARITY_TIMEOUT:-150}" .cache/gpu/parity-cuda cdr-models/tests/fixtures --f32-tol 1e-2 \
+      > "$out/parity.txt" 2> "$out/parity.err" || echo "parity exited with $?"
+    cat "$out/parity.txt"; head -60 "$out/parity.err"
+    echo "== throughput: Mistral-7B shape, bf16, cdr vs transformers + PyTorch"
+    timeout "${BENCH_TIMEOUT:-400}" .cache/gpu/score-workload-cuda --shape mistral-7b --dtype bf16 \
+      --workload pairwise:32 --workload best-of-32:2 --baseline python3 --device cuda \
+      > "$out/throughput.txt" 2> "$out/throughput.err" || echo "throughput exited with $?"
+    cat "$out/throughput.txt"; head -40 "$out/throughput.err"
+    echo "peak GPU memory used (MiB, whole card, both engines): $(sort -n "$out/gpu_mem.csv" | tail -1)"
+    ;;
+  *) echo "usage: $0 build|run" >&2; exit 2 ;;
+esac
