@@ -183,9 +183,13 @@ impl GenerateJob<'_> {
             resumed: outcome.rows.len() - todo.len(),
             ..Default::default()
         };
+        let policy = match todo.is_empty() {
+            true => None,
+            false => Some(Policy::<B>::load(&path, self.template, device, self.dtype)?),
+        };
+        // Started after loading, so tokens/s measures generation alone.
         let mut progress = Progress::new(todo.len(), "generate", self.quiet);
-        if !todo.is_empty() {
-            let policy = Policy::<B>::load(&path, self.template, device, self.dtype)?;
+        if let Some(policy) = &policy {
             for row in todo {
                 let samples = match policy.sample(&row.id, &row.prompt, self.options, &mut |n| {
                     progress.tokens(n)
