@@ -5,6 +5,8 @@
 #   tools/gpu_bench.sh build   # here (no GPU needed): CUDA binaries into .cache/gpu (stripped)
 #   tools/gpu_bench.sh run     # on the GPU machine, from the repository root; carry .cache/gpu
 #
+# e.g. with the device tool: command `tools/gpu_bench.sh run`, carry [".cache/gpu"], timeout 600.
+#
 # The GPU machine has no Rust toolchain: binaries are built here against CUDA 13.0 (cudarc loads
 # libcuda/libnvrtc at run time). Output goes to stdout and, when set, $OUT/*.txt.
 set -euo pipefail
@@ -20,10 +22,14 @@ case "${1:-}" in
     cp target/cuda/release/examples/parity .cache/gpu/parity-cuda
     cp target/cuda/release/score_workload .cache/gpu/score-workload-cuda
     strip .cache/gpu/parity-cuda .cache/gpu/score-workload-cuda
+    # The device tool carries at most 64 MiB; the two binaries are ~70 MB stripped, ~10 MB as xz.
+    tar -C .cache/gpu -cJf .cache/gpu/bins.tar.xz parity-cuda score-workload-cuda
+    rm .cache/gpu/parity-cuda .cache/gpu/score-workload-cuda
     ls -la .cache/gpu
     ;;
   run)
     out=${OUT:-/tmp}
+    tar -C .cache/gpu -xJf .cache/gpu/bins.tar.xz
     export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda}
     export LD_LIBRARY_PATH=${CUDA_PATH}/lib64:${LD_LIBRARY_PATH:-}
     # Full autotuning costs minutes of a 15-minute budget; the minimal level keeps the good kernels.
