@@ -39,6 +39,9 @@ pub enum Command {
     Route(RouteArgs),
     /// Print the shipped customization config (criteria, exemplars, routes), to copy and edit.
     Config(ConfigArgs),
+    /// Join the outputs of a run split with --shard (or a Slurm / Kubernetes array) into the file
+    /// one process would have written, in input order; refuses incomplete or overlapping shards.
+    Merge(crate::shard::MergeArgs),
     /// Describe a model: architecture, parameters, storage dtype / quantization, vocabulary,
     /// chat template.
     Info(InfoArgs),
@@ -310,6 +313,8 @@ pub struct RunArgs {
     pub customize: CustomizeArgs,
     #[command(flatten)]
     pub io: IoArgs,
+    #[command(flatten)]
+    pub shard: crate::shard::ShardArgs,
     /// Set from the global `--quiet`.
     #[arg(skip)]
     pub quiet: bool,

@@ -17,6 +17,7 @@ use crate::job::{Run, ScoredRow, cache_summary, read_options, summary, write_opt
 use crate::records::{PairScore, ResponsesScore, tally};
 use crate::report::{EvalReport, markdown};
 use crate::routing::{self, RowInfo};
+use crate::shard::ShardedOutput;
 
 pub fn report_skipped<T>(outcome: &ReadOutcome<T>) {
     for s in &outcome.skipped {
@@ -27,9 +28,11 @@ pub fn report_skipped<T>(outcome: &ReadOutcome<T>) {
 impl BackendJob for ScoreArgs {
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
         let io = &self.run.io;
-        let outcome = read_rows(&io.input, &read_options(io))?;
+        let out = ShardedOutput::begin(self.run.shard.resolve()?, &self.output)?;
+        let mut outcome = read_rows(&io.input, &read_options(io))?;
         report_skipped(&outcome);
-        let mut writer = RecordWriter::open(&self.output, &write_options(io))?;
+        outcome.rows.retain(|r| out.owns(r.id()));
+        let mut writer = RecordWriter::open(&out.path, &write_options(io))?;
         let run = Run::<B>::start(&self.run, &outcome.rows, writer.ids().clone(), &device)?;
         let mut progress = run.progress(&outcome.rows, "score");
         let stats = run.score(&outcome.rows, &mut progress, |r, s| {
@@ -48,9 +51,10 @@ impl BackendJob for ScoreArgs {
         })?;
         progress.finish();
         let written = writer.finish()?;
+        out.finish(&io.input, written)?;
         summary(&stats, &progress);
         cache_summary(&run.pair);
-        eprintln!("cdr: {written} rows in {}", self.output.display());
+        eprintln!("cdr: {written} rows in {}", out.path.display());
         Ok(())
     }
 }
@@ -58,10 +62,18 @@ impl BackendJob for ScoreArgs {
 impl BackendJob for EvalArgs {
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
         let io = &self.run.io;
-        let outcome = read_pairwise(&io.input, &read_options(io))?;
+        let shard = self.run.shard.resolve()?;
+        let out = match &self.output {
+            Some(path) => Some(ShardedOutput::begin(shard, path)?),
+            None => None,
+        };
+        let mut outcome = read_pairwise(&io.input, &read_options(io))?;
         report_skipped(&outcome);
-        let mut writer = match &self.output {
-            Some(path) => Some(RecordWriter::open(path, &write_options(io))?),
+        outcome
+            .rows
+            .retain(|r| shard.is_none_or(|s| s.contains(&r.id)));
+        let mut writer = match &out {
+            Some(out) => Some(RecordWriter::open(&out.path, &write_options(io))?),
             None => None,
         };
         let done = writer.as_ref().map(|w| w.ids().clone()).unwrap_or_default();
@@ -78,13 +90,16 @@ impl BackendJob for EvalArgs {
         })?;
         progress.finish();
         if let Some(w) = writer {
-            w.finish()?;
+            let written = w.finish()?;
+            if let Some(out) = &out {
+                out.finish(&io.input, written)?;
+            }
         }
         summary(&stats, &progress);
         cache_summary(&run.pair);
 
         // The report covers every row of the input, including rows scored by an earlier run.
-        if let Some(path) = &self.output {
+        if let Some(path) = out.as_ref().map(|o| &o.path) {
             let mut earlier: Vec<PairScore> = read_records(path, None)
                 .with_context(|| format!("reading back {}", path.display()))?;
             let fresh: HashSet<&str> = scored.iter().map(|s| s.id.as_str()).collect();
@@ -108,7 +123,7 @@ impl BackendJob for EvalArgs {
         };
         print!("{}", markdown(&report));
         let report_path = self.report.clone().or_else(|| {
-            self.output.as_ref().map(|o| {
+            out.as_ref().map(|o| &o.path).map(|o| {
                 let mut p = o.clone().into_os_string();
                 p.push(".report.json");
                 PathBuf::from(p)
@@ -129,9 +144,11 @@ impl BackendJob for EvalArgs {
 impl BackendJob for AnnotateArgs {
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
         let io = &self.run.io;
-        let outcome = read_best_of_n(&io.input, &read_options(io))?;
+        let out = ShardedOutput::begin(self.run.shard.resolve()?, &self.output)?;
+        let mut outcome = read_best_of_n(&io.input, &read_options(io))?;
         report_skipped(&outcome);
-        let mut writer = RecordWriter::open(&self.output, &write_options(io))?;
+        outcome.rows.retain(|r| out.owns(&r.id));
+        let mut writer = RecordWriter::open(&out.path, &write_options(io))?;
         let run = Run::<B>::start(&self.run, &outcome.rows, writer.ids().clone(), &device)?;
         let strategy = match self.pair_strategy {
             PairStrategyArg::BestWorst => PairStrategy::BestWorst,
@@ -166,15 +183,13 @@ impl BackendJob for AnnotateArgs {
         })?;
         progress.finish();
         let written = writer.finish()?;
+        out.finish(&io.input, written)?;
         summary(&stats, &progress);
         cache_summary(&run.pair);
         for (why, n) in &dropped {
             eprintln!("cdr: {n} rows gave no pair ({why})");
         }
-        eprintln!(
-            "cdr: {written} preference pairs in {}",
-            self.output.display()
-        );
+        eprintln!("cdr: {written} preference pairs in {}", out.path.display());
         Ok(())
     }
 }

@@ -19,6 +19,7 @@ use crate::cli::{AnnotateArgs, ComputeArgs, IoArgs};
 use crate::commands::report_skipped;
 use crate::job::{read_options, write_options};
 use crate::progress::Progress;
+use crate::shard::{ShardArgs, ShardedOutput};
 
 /// How responses are sampled (`cdr generate` and `cdr annotate --policy`).
 #[derive(Debug, Clone, Args)]
@@ -93,6 +94,8 @@ pub struct GenerateArgs {
     /// Best-of-N rows (.jsonl or .parquet); re-running with the same path resumes.
     #[arg(long, short)]
     pub output: PathBuf,
+    #[command(flatten)]
+    pub shard: ShardArgs,
     #[arg(skip)]
     pub quiet: bool,
 }
@@ -100,16 +103,19 @@ pub struct GenerateArgs {
 impl BackendJob for GenerateArgs {
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
         let options = self.sampling.options(self.max_prompt_tokens)?;
+        let out = ShardedOutput::begin(self.shard.resolve()?, &self.output)?;
         let job = GenerateJob {
             policy: &self.policy,
             template: self.policy_template.as_deref(),
             options: &options,
             dtype: self.compute.dtype()?,
             io: &self.io,
-            output: &self.output,
+            output: &out.path,
+            shard: out.shard,
             quiet: self.quiet,
         };
-        job.run::<B>(&device)
+        let written = job.run::<B>(&device)?;
+        out.finish(&self.io.input, written)
     }
 }
 
@@ -121,6 +127,8 @@ pub struct GenerateJob<'a> {
     pub dtype: cdr_core::ComputeDtype,
     pub io: &'a IoArgs,
     pub output: &'a Path,
+    /// Only the prompts this shard owns.
+    pub shard: Option<cdr_data::Shard>,
     pub quiet: bool,
 }
 
@@ -168,11 +176,15 @@ struct GenerateStats {
 }
 
 impl GenerateJob<'_> {
-    pub fn run<B: Backend>(&self, device: &B::Device) -> anyhow::Result<()> {
+    /// Generates into the output; returns how many rows it holds.
+    pub fn run<B: Backend>(&self, device: &B::Device) -> anyhow::Result<usize> {
         let io = self.io;
         let path = cdr_models::resolve_model(self.policy).context("--policy")?;
-        let outcome = read_prompts(&io.input, &read_options(io))?;
+        let mut outcome = read_prompts(&io.input, &read_options(io))?;
         report_skipped(&outcome);
+        if let Some(shard) = self.shard {
+            outcome.rows.retain(|r| shard.contains(&r.id));
+        }
         let mut writer = RecordWriter::open(self.output, &write_options(io))?;
         let todo: Vec<&PromptRow> = outcome
             .rows
@@ -277,7 +289,7 @@ impl GenerateJob<'_> {
             eprintln!("  skipped row `{id}`: {why}");
         }
         eprintln!("cdr: {written} rows in {}", self.output.display());
-        Ok(())
+        Ok(written)
     }
 }
 
@@ -300,7 +312,9 @@ pub fn generate_first<B: Backend>(
     };
     let scoring = &args.run.models.scoring;
     let options = args.sampling.options(scoring.max_prompt_tokens)?;
-    let generated = generated_path(&args.output);
+    // Each shard generates only its own prompts, beside its own output.
+    let shard = args.run.shard.resolve()?;
+    let generated = generated_path(&ShardedOutput::begin(shard, &args.output)?.path);
     GenerateJob {
         policy: &policy,
         template: args.policy_template.as_deref(),
@@ -308,6 +322,7 @@ pub fn generate_first<B: Backend>(
         dtype: scoring.compute.dtype()?,
         io: &args.run.io,
         output: &generated,
+        shard,
         quiet: args.run.quiet,
     }
     .run::<B>(device)?;

@@ -1,5 +1,8 @@
 //! `cdr`: the command-line face of the cdr crates.
 
+// Inputs, checkpoints and outputs are untrusted: failures must be errors, not panics.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod backend;
 mod cli;
 mod commands;
@@ -15,6 +18,7 @@ mod records;
 mod report;
 mod report_dir;
 mod routing;
+mod shard;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -86,6 +90,7 @@ fn main() -> std::process::ExitCode {
                 .and_then(|()| dispatch(compute.device, args))
         }
         Command::Info(args) => info::run(&args),
+        Command::Merge(args) => args.run(),
         Command::Config(args) => {
             if args.example {
                 print!("{}", cdr_prompt::customize::DEFAULT_CONFIG);

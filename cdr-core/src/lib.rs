@@ -24,6 +24,8 @@
 //! # Ok::<(), cdr_core::CoreError>(())
 //! ```
 
+// Data and file contents are untrusted: a bad row or checkpoint must be an error, not a panic.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 pub mod batch;
 pub mod best_of_n;
 pub mod cache;

@@ -60,9 +60,12 @@
 //! # }
 //! ```
 
+// Data and file contents are untrusted: a bad row or checkpoint must be an error, not a panic.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
 
 mod arrow_json;
+mod draw;
 mod error;
 mod fields;
 mod format;
@@ -78,8 +81,10 @@ mod prompts;
 mod read;
 mod resume;
 mod row;
+mod shard;
 mod write;
 
+pub use draw::draw;
 pub use error::{DataError, Position, Result};
 pub use fields::Fields;
 pub use format::Format;
@@ -90,4 +95,5 @@ pub use read::{
     ReadOptions, ReadOutcome, Skipped, read_best_of_n, read_pairwise, read_records, read_rows,
 };
 pub use row::{BestOfNRow, PairwiseRow, Row};
+pub use shard::{MergeSummary, Shard, ShardError, ShardSource, merge, read_ids};
 pub use write::{RecordWriter, WriteOptions, journal_path};

@@ -22,6 +22,8 @@
 //! # }
 //! ```
 
+// Data and file contents are untrusted: a bad row or checkpoint must be an error, not a panic.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 pub mod backend;
 pub mod cache;
 pub mod checkpoint;

@@ -7,7 +7,7 @@ use cdr_data::Message;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::draw::draw;
+use cdr_data::draw;
 
 /// The shipped default configuration (the `paper` preset), printed by `cdr config --example`.
 pub const DEFAULT_CONFIG: &str = include_str!("../customize/default.toml");

@@ -21,9 +21,10 @@
 //! # Ok::<(), cdr_prompt::PromptError>(())
 //! ```
 
+// Data and file contents are untrusted: a bad row or checkpoint must be an error, not a panic.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 mod builtin;
 pub mod customize;
-mod draw;
 pub mod error;
 mod jinja;
 pub mod template;
@@ -31,7 +32,9 @@ pub mod tokenizer_config;
 
 pub use builtin::names as builtin_names;
 pub use customize::{Customization, CustomizeError, Customized, PRESETS};
-pub use draw::draw;
+// The hash lives in cdr-data, which also assigns rows to shards with it; one function, one
+// definition, so exemplar draws and shard assignment can never drift apart.
+pub use cdr_data::draw;
 pub use error::{PromptError, Result};
 pub use template::{ChatTemplate, RenderedPair};
 pub use tokenizer_config::TokenizerConfig;

@@ -235,7 +235,9 @@ fn bytes_to_unicode() -> [char; 256] {
         map[byte as usize] = if printable {
             char::from(byte)
         } else {
-            let c = char::from_u32(next).expect("U+0100..U+0143 are chars");
+            // `next` stays within U+0100..=U+0143 (68 non-printable bytes), all plain scalar
+            // values, so the replacement character is never produced.
+            let c = char::from_u32(next).unwrap_or(char::REPLACEMENT_CHARACTER);
             next += 1;
             c
         };

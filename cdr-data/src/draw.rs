@@ -1,7 +1,7 @@
 //! A stable pseudo-random draw from a seed and a key.
 
 /// FNV-1a over the key's bytes (basis XOR seed), then splitmix64's finalizer. Identical on every
-/// platform and in every version, so exemplar choices and random pairings repeat; the Python
+/// platform and in every version, so exemplar choices, random pairings and shard assignment repeat; the Python
 /// reference in `tools/make_fixtures.py` implements the same function.
 pub fn draw(seed: u64, key: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
