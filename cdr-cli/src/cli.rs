@@ -363,6 +363,9 @@ pub struct LogprobsArgs {
     /// Keep per-token log-probs (in the cache and the output), not only their sums.
     #[arg(long)]
     pub per_token: bool,
+    /// Sharded runs fill a shared cache in parallel; `cdr pairs` then finds every text cached.
+    #[command(flatten)]
+    pub shard: crate::shard::ShardArgs,
     #[arg(skip)]
     pub quiet: bool,
 }

@@ -39,8 +39,16 @@ struct RowLogprobs<'a> {
 impl BackendJob for LogprobsArgs {
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
         let io = &self.io;
-        let outcome = read_rows(&io.input, &read_options(io))?;
+        let shard = self.shard.resolve()?;
+        let out = match &self.output {
+            Some(path) => Some(crate::shard::ShardedOutput::begin(shard, path)?),
+            None => None,
+        };
+        let mut outcome = read_rows(&io.input, &read_options(io))?;
         report_skipped(&outcome);
+        outcome
+            .rows
+            .retain(|r| shard.is_none_or(|s| s.contains(r.id())));
         let options = score_options(&self.scoring, TokenizerPolicy::Identical)?;
         let path = cdr_models::resolve_model(&self.model).context("--model")?;
         let scorer = ModelScorer::<B>::load(&path, &device, options.dtype)?;
@@ -103,11 +111,11 @@ impl BackendJob for LogprobsArgs {
         )?;
         progress.finish();
 
-        if let Some(out) = &self.output {
+        if let Some(out) = &out {
             // The cache already makes a re-run cheap; the file is rewritten whole.
             let mut write = write_options(io);
             write.fresh = true;
-            let mut writer = RecordWriter::open(out, &write)?;
+            let mut writer = RecordWriter::open(&out.path, &write)?;
             for (&r, span) in texts.rows.iter().zip(&texts.spans) {
                 let row = &outcome.rows[r];
                 let info = row.info();
@@ -133,7 +141,8 @@ impl BackendJob for LogprobsArgs {
                 })?;
             }
             let n = writer.finish()?;
-            eprintln!("cdr: {n} rows in {}", out.display());
+            out.finish(&io.input, n)?;
+            eprintln!("cdr: {n} rows in {}", out.path.display());
         }
         eprintln!(
             "cdr: {} texts of {} rows: {} cached, {} computed ({:.0} model tokens/s){}",

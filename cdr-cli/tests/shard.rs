@@ -298,3 +298,43 @@ fn generate_shards_merge_into_the_single_run_file() {
         std::fs::read(&single).unwrap()
     );
 }
+
+#[test]
+fn logprobs_shards_merge_into_the_single_run_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = input(dir.path());
+    let m = model("llama_gqa");
+    let run = |output: &Path, cache: &str, shard: Option<&str>| {
+        let mut args = vec![
+            "logprobs",
+            "--model",
+            &m,
+            "--cache",
+            cache,
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+        ];
+        if let Some(s) = shard {
+            args.extend(["--shard", s]);
+        }
+        cdr_env(&args, &[])
+    };
+    let single = dir.path().join("single.jsonl");
+    let cache = dir.path().join("cache-single");
+    let o = run(&single, cache.to_str().unwrap(), None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let output = dir.path().join("lp.jsonl");
+    let shared = dir.path().join("cache-shared");
+    for s in ["0/2", "1/2"] {
+        let o = run(&output, shared.to_str().unwrap(), Some(s));
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let o = merge(&input, &output, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(&output).unwrap(),
+        std::fs::read(&single).unwrap()
+    );
+}
