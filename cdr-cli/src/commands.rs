@@ -122,7 +122,13 @@ impl BackendJob for EvalArgs {
             results: accuracy,
         };
         print!("{}", markdown(&report));
-        let report_path = self.report.clone().or_else(|| {
+        // Shards of one run share the command line: each names its own reports, or they would
+        // overwrite each other.
+        let per_shard = |p: &PathBuf| match shard {
+            Some(s) => s.output_path(p),
+            None => p.clone(),
+        };
+        let report_path = self.report.as_ref().map(per_shard).or_else(|| {
             out.as_ref().map(|o| &o.path).map(|o| {
                 let mut p = o.clone().into_os_string();
                 p.push(".report.json");
@@ -133,8 +139,8 @@ impl BackendJob for EvalArgs {
             write_json(&path, &report)?;
             eprintln!("cdr: report in {}", path.display());
         }
-        if let Some(dir) = &self.report_dir {
-            crate::report_dir::write_eval(dir, &report, &scored)?;
+        if let Some(dir) = self.report_dir.as_ref().map(per_shard) {
+            crate::report_dir::write_eval(&dir, &report, &scored)?;
             eprintln!("cdr: report with plots in {}", dir.display());
         }
         Ok(())

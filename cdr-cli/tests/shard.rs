@@ -338,3 +338,49 @@ fn logprobs_shards_merge_into_the_single_run_file() {
         std::fs::read(&single).unwrap()
     );
 }
+
+#[test]
+fn eval_shards_write_their_own_rows_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = input(dir.path());
+    let (strong, weak) = (model("llama_gqa"), model("llama_sharded"));
+    let output = dir.path().join("eval.jsonl");
+    let report = dir.path().join("r.json");
+    let mut rows = 0;
+    for s in ["0/2", "1/2"] {
+        let o = cdr_env(
+            &[
+                "eval",
+                "--strong",
+                &strong,
+                "--weak",
+                &weak,
+                "--no-cache",
+                "--input",
+                input.to_str().unwrap(),
+                "--output",
+                output.to_str().unwrap(),
+                "--report",
+                report.to_str().unwrap(),
+                "--shard",
+                s,
+            ],
+            &[],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let tag = s.replace('/', "-of-");
+        let r: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(format!("r.shard-{tag}.json"))).unwrap(),
+        )
+        .unwrap();
+        rows += r["rows"].as_u64().unwrap();
+    }
+    assert_eq!(rows, 48, "the two shards' reports cover every row once");
+    assert!(!report.exists());
+    let o = merge(&input, &output, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap().lines().count(),
+        48
+    );
+}
