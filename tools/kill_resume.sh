@@ -3,8 +3,9 @@
 # points (half the time also cutting the partial output mid-row, as a kill inside a write would),
 # resumes each (sometimes killing the resumed run too), and checks the finished output
 # against an uninterrupted run: byte-identical (so the same rows in the same order, no duplicate),
-# ending in a newline (no torn last line). Then fills the "disk" (a file-size limit) mid-run: the
-# run must stop with a clear error, and the partial output must resume to the same file.
+# ending in a newline (no torn last line). Then fills the "disk" mid-run, with a file-size limit
+# and, where a tmpfs can be mounted, a real full file system: the run must stop with a clear error,
+# and the partial output must resume to the same file once there is space.
 #
 #   tools/kill_resume.sh [TRIALS]     (default 20 per command; CI runs 3)
 #
@@ -119,5 +120,32 @@ for cmd in score annotate generate; do
   "$bin" "${args[@]}" --output "$out" --quiet 2>"$work/log" || { cat "$work/log"; fail "$cmd: resume after full disk"; }
   check_same "$ref" "$out" "$cmd after a full disk"
   echo "   full disk (limit ${limit_kb} KiB): exit 1 after $partial rows, '$message'; resumed to the same file"
+
+  # A real full file system (ENOSPC), where this machine lets us mount a small tmpfs (root in
+  # most containers); then space comes back (remount larger) and the same command resumes.
+  mnt=$work/tmpfs
+  mkdir -p "$mnt"
+  size_kb=$(( $(wc -c <"$ref") / 2048 + 4 ))
+  if mount -t tmpfs -o size=${size_kb}k tmpfs "$mnt" 2>/dev/null; then
+    out=$mnt/$cmd.jsonl
+    set +e
+    "$bin" "${args[@]}" --output "$out" --quiet 2>"$work/log"
+    rc=$?
+    set -e
+    message=$(grep -m1 -o 'error: .*' "$work/log" || true)
+    partial=$(wc -l <"$out" 2>/dev/null || echo 0)
+    if [[ $rc != 1 ]] || ! grep -q "cannot write $out: No space left on device" "$work/log"; then
+      cat "$work/log"; umount "$mnt"; fail "$cmd: ENOSPC: exit $rc, unclear error"
+    fi
+    [[ $(tail -c1 "$out" | od -An -c | tr -d ' ') == '\n' ]] || { umount "$mnt"; fail "$cmd: ENOSPC left a torn row"; }
+    mount -o remount,size=$(( size_kb * 4 ))k "$mnt"
+    "$bin" "${args[@]}" --output "$out" --quiet 2>"$work/log" || { cat "$work/log"; umount "$mnt"; fail "$cmd: resume after ENOSPC"; }
+    cp "$out" "$work/$cmd.enospc.jsonl"
+    umount "$mnt"
+    check_same "$ref" "$work/$cmd.enospc.jsonl" "$cmd after ENOSPC"
+    echo "   full tmpfs (${size_kb} KiB): exit 1 after $partial rows, '$message'; space given back, resumed to the same file"
+  else
+    echo "   full tmpfs: skipped (cannot mount a tmpfs here; the file-size limit above stands in)"
+  fi
 done
 echo "kill/resume: all passed"
