@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Decode throughput: `cdr generate` against transformers' `generate` on the same model, prompts
-and settings, in one run (numbers for docs/performance.md, "Decoding").
+and settings, in one run (numbers for docs/performance.md, "Decoding"). Run it on an otherwise idle
+machine: the load average before and after is recorded, since other processes slow both sides
+(torch's OpenMP threads, which spin while waiting, far more than cdr's).
 
 SmolLM2-135M-Instruct (the Q4_1 GGUF of `tools/fetch_assets.sh smollm2`, which both sides
-dequantize to float32) answers PROMPTS with their chat template, 2 threads each:
+dequantize to float32) answers PROMPTS with their chat template, --threads (default 2) threads
+each:
 
   greedy   one response per prompt, greedy, up to --max-new-tokens (end-of-sequence stops it);
            also checks that both sides write the same texts.
@@ -40,7 +43,6 @@ REPO = Path(__file__).resolve().parent.parent
 ASSETS = REPO / ".cache" / "assets"
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CDR = REPO / "target" / "release" / "cdr"
-THREADS = 2
 
 PROMPTS = [
     "What is the capital of France?",
@@ -83,7 +85,7 @@ def hf_run(model, tok, n, sample, max_new, eos):
     return tokens, secs, texts
 
 
-def cdr_run(folder, n, sample, max_new):
+def cdr_run(folder, n, sample, max_new, threads):
     prompts = folder / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"id": f"p{i}", "prompt": p}) + "\n"
                                for i, p in enumerate(PROMPTS)))
@@ -91,7 +93,7 @@ def cdr_run(folder, n, sample, max_new):
     args = [str(CDR), "generate", "--policy", str(ASSETS / GGUF), "--n", str(n),
             "--temperature", "0.7" if sample else "0", "--max-new-tokens", str(max_new),
             "--input", str(prompts), "--output", str(out), "--fresh", "--quiet"]
-    env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS))
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
     proc = subprocess.run(args, capture_output=True, text=True, env=env, check=True)
     rate = float(re.search(r"([0-9.]+) new tokens/s", proc.stderr).group(1))
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -102,8 +104,9 @@ def cdr_run(folder, n, sample, max_new):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(args.threads)
     tok = AutoTokenizer.from_pretrained(ASSETS, gguf_file=GGUF)
     model = AutoModelForCausalLM.from_pretrained(ASSETS, gguf_file=GGUF, dtype=torch.float32)
     model.eval()
@@ -117,14 +120,17 @@ def main():
         model.generate(input_ids=torch.tensor([[1, 2, 3]]), max_new_tokens=4, do_sample=False,
                        pad_token_id=eos[0])
     results = {"transformers_version": transformers.__version__,
-               "torch_version": torch.__version__, "threads": THREADS,
+               "torch_version": torch.__version__, "threads": args.threads,
+               "load_average_before": os.getloadavg()[0],
                "max_new_tokens": args.max_new_tokens, "prompts": len(PROMPTS)}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        cdr_run(folder, 1, False, 8)
+        cdr_run(folder, 1, False, 8, args.threads)
         for name, n, sample in [("greedy", 1, False), ("sampled_n4", 4, True)]:
             hf_tokens, hf_secs, hf_texts = hf_run(model, tok, n, sample, args.max_new_tokens, eos)
-            cdr_rate, cdr_tokens, cdr_texts = cdr_run(folder, n, sample, args.max_new_tokens)
+            cdr_rate, cdr_tokens, cdr_texts = cdr_run(
+                folder, n, sample, args.max_new_tokens, args.threads
+            )
             entry = {
                 "transformers_tokens": hf_tokens,
                 "transformers_tok_s": round(hf_tokens / hf_secs, 1),
@@ -136,6 +142,8 @@ def main():
                 entry["same_text"] = f"{same}/{len(PROMPTS)}"
             results[name] = entry
             print(name, entry, flush=True)
+    # Other processes on the machine slow both sides, torch's spinning OpenMP threads most.
+    results["load_average_after"] = os.getloadavg()[0]
     print(json.dumps(results, indent=1))
 
 

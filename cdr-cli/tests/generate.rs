@@ -225,7 +225,10 @@ fn bad_sampling_arguments_are_refused() {
         "{}",
         stderr(&o)
     );
-    assert!(!output.exists(), "nothing is written before the policy is found");
+    assert!(
+        !output.exists(),
+        "nothing is written before the policy is found"
+    );
 }
 
 #[test]
