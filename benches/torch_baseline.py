@@ -44,6 +44,12 @@ def main():
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument(
+        "--lean",
+        action="store_true",
+        help="a tuned script instead of a typical one: project onto the vocabulary only at response "
+        "positions (hidden states from model.model, then lm_head), as cdr does",
+    )
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -64,6 +70,14 @@ def main():
             ids[i, : len(s)] = torch.tensor(s)
             mask[i, : len(s)] = 1
         ids, mask = ids.to(args.device), mask.to(args.device)
+        if args.lean:
+            hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
+            sums = []
+            for i, (s, start) in enumerate(batch):
+                logits = model.lm_head(hidden[i, start - 1 : len(s) - 1]).float()
+                lp = torch.log_softmax(logits, -1).gather(-1, ids[i, start : len(s), None])
+                sums.append(lp.sum().item())
+            return sums
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
         lp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]
         sums = []

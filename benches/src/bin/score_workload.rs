@@ -8,7 +8,8 @@
 //! Options: `--shape NAME`, `--workload KIND:PROMPTS` (repeatable; KIND is `pairwise` or
 //! `best-of-N`), `--dtype f32|bf16`, `--max-batch-tokens N` (cdr's budget, default 8192 as in the
 //! CLI), `--baseline PYTHON` (runs `benches/torch_baseline.py` with it), `--baseline-batch N`
-//! (sequences per padded batch in the baseline, default 8), `--device cpu|cuda` (for the baseline),
+//! (sequences per padded batch in the baseline, default 8), `--baseline-lean` (the baseline projects
+//! onto the vocabulary only at response positions, as cdr does, instead of everywhere), `--device cpu|cuda` (for the baseline),
 //! `--seed N`. Each engine scores every workload once after a warm-up batch.
 
 use std::path::PathBuf;
@@ -31,6 +32,7 @@ struct Options {
     max_batch_tokens: usize,
     baseline: Option<String>,
     baseline_batch: usize,
+    baseline_lean: bool,
     device: String,
     seed: u64,
 }
@@ -43,6 +45,7 @@ fn parse() -> Result<Options, Error> {
         max_batch_tokens: 8192,
         baseline: None,
         baseline_batch: 8,
+        baseline_lean: false,
         device: if cfg!(feature = "cuda") {
             "cuda"
         } else {
@@ -67,6 +70,7 @@ fn parse() -> Result<Options, Error> {
             "--max-batch-tokens" => o.max_batch_tokens = value()?.parse()?,
             "--baseline" => o.baseline = Some(value()?),
             "--baseline-batch" => o.baseline_batch = value()?.parse()?,
+            "--baseline-lean" => o.baseline_lean = true,
             "--device" => o.device = value()?,
             "--seed" => o.seed = value()?.parse()?,
             other => return Err(format!("unknown option {other}").into()),
@@ -253,6 +257,7 @@ fn main() -> Result<(), Error> {
                 .arg(&path)
                 .args(["--dtype", &o.dtype.to_string(), "--device", &o.device])
                 .args(["--batch", &o.baseline_batch.to_string()])
+                .args(o.baseline_lean.then_some("--lean"))
                 .output()?;
             if !out.status.success() {
                 return Err(
@@ -264,7 +269,11 @@ fn main() -> Result<(), Error> {
             let b: BaselineOut = serde_json::from_str(line)?;
             baseline_info = Some((b.torch.clone(), b.ceiling_tflops));
             runs.push((
-                "transformers + PyTorch",
+                if o.baseline_lean {
+                    "transformers + PyTorch (lean)"
+                } else {
+                    "transformers + PyTorch"
+                },
                 Run {
                     seconds: b.seconds,
                     sums: b.sums,
