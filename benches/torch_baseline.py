@@ -97,9 +97,9 @@ def main():
     sync(args.device)
     seconds = time.perf_counter() - t
     if args.device == "cuda":
-        peak = torch.cuda.max_memory_allocated() / 1e9
+        peak = torch.cuda.max_memory_allocated() / 2**30
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
     print(json.dumps(dict(
         seconds=seconds,
         sums=sums,

@@ -42,16 +42,7 @@ fn storage(path: &Path, gguf: bool) -> anyhow::Result<BTreeMap<String, usize>> {
 
 #[cfg(feature = "cpu")]
 fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
+    cdr_models::memory::peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0))
 }
 
 pub fn run(args: &InfoArgs) -> anyhow::Result<()> {

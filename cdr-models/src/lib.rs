@@ -34,6 +34,7 @@ pub mod gguf;
 pub mod kernels;
 pub mod llama;
 pub mod logprobs;
+pub mod memory;
 pub mod rope;
 pub mod safetensors;
 pub mod sampling;

@@ -140,16 +140,7 @@ fn peak_rss_gb() -> Option<f64> {
     if cfg!(feature = "cuda") || cfg!(feature = "wgpu") {
         return None;
     }
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0 / 1024.0)
+    cdr_models::memory::peak_rss_bytes().map(|b| b as f64 / (1u64 << 30) as f64)
 }
 
 /// Dense matmul TFLOP/s of this backend in the compute dtype (square 2048 on the CPU, 8192 on GPUs).
@@ -298,7 +289,7 @@ fn main() -> Result<(), Error> {
                 tflops,
                 100.0 * tflops / peak,
                 run.peak_mem_gb
-                    .map_or("n/a".into(), |g| format!("{g:.2} GB")),
+                    .map_or("n/a".into(), |g| format!("{g:.2} GiB")),
                 reference / run.seconds,
             ));
         }
