@@ -281,7 +281,7 @@ fn main() -> Result<(), Error> {
         for (engine, run) in &runs {
             let tflops = flops / run.seconds / 1e12;
             rows.push(format!(
-                "| {} | {engine} | {:.1} | {:.0} | {:.2} | {:.2} | {:.1}% | {} | {:.2}x |",
+                "| {} | {engine} | {:.1} | {:.0} | {:.3} | {:.2} | {:.1}% | {} | {:.2}x |",
                 w.name,
                 run.seconds,
                 tokens as f64 / run.seconds,
