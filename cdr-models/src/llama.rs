@@ -36,9 +36,7 @@ impl<B: Backend> Linear<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, s, d_in] = x.dims();
         let d_out = self.weight.dims()[0];
-        let y = x
-            .reshape([b * s, d_in])
-            .matmul(self.weight.clone().transpose());
+        let y = kernels::linear(x.reshape([b * s, d_in]), &self.weight);
         let y = match &self.bias {
             Some(bias) => y + bias.clone().unsqueeze::<2>(),
             None => y,

@@ -110,6 +110,16 @@ struct SharedMut(*mut f32);
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 
+impl SharedMut {
+    /// The pointer `offset` elements on (a method, so closures capture the `Sync` wrapper).
+    ///
+    /// # Safety
+    /// `offset` must stay inside the buffer.
+    unsafe fn at(self, offset: usize) -> *mut f32 {
+        unsafe { self.0.add(offset) }
+    }
+}
+
 /// One (batch, head, query rows) tile: scores against the visible key range only, softmax, and the
 /// weighted sum of values written straight into the `[batch, q_len, heads, d]` output.
 ///
@@ -201,6 +211,62 @@ unsafe fn attention_tile(
             gemm::Parallelism::None,
         );
     }
+}
+
+/// Rows below which gemm would run a product single-threaded (its threading starts near 192^3
+/// multiply-adds), as in decoding steps: there, output columns are split over the cores instead.
+const FEW_ROWS: usize = 64;
+
+/// Output columns per task in the few-rows product: a multiple of the AVX-512 width, large enough
+/// that each task streams a sizeable slab of the weight.
+const COLUMN_BLOCK: usize = 256;
+
+pub fn linear<B: Backend>(x: &Tensor<B, 2>, weight: &Tensor<B, 2>) -> Option<Tensor<B, 2>> {
+    let [rows, k] = x.dims();
+    let [n, wk] = weight.dims();
+    if rows > FEW_ROWS || wk != k || n < 2 * COLUMN_BLOCK {
+        return None;
+    }
+    let (xt, wt) = (as_flex(x)?, as_flex(weight)?);
+    if xt.dtype() != DType::F32 || wt.dtype() != DType::F32 {
+        return None;
+    }
+    let (xv, wv) = (Values::of(&xt)?, Values::of(&wt)?);
+    let (xs, ws) = (xv.as_slice(), wv.as_slice());
+    let mut out = vec![0f32; rows * n];
+    let dst = SharedMut(out.as_mut_ptr());
+    (0..n.div_ceil(COLUMN_BLOCK))
+        .into_par_iter()
+        .for_each(|block| {
+            let cols = block * COLUMN_BLOCK..((block + 1) * COLUMN_BLOCK).min(n);
+            // SAFETY: each task writes only its own columns `cols` of the `rows x n` output, reads rows
+            // `cols` of the `n x k` weight and the whole `rows x k` input, all in bounds.
+            unsafe {
+                gemm::gemm(
+                    rows,
+                    cols.len(),
+                    k,
+                    dst.at(cols.start),
+                    1,
+                    n as isize,
+                    false,
+                    xs.as_ptr(),
+                    1,
+                    k as isize,
+                    ws.as_ptr().add(cols.start * k),
+                    k as isize,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        });
+    let layout = Layout::contiguous(Shape::from(vec![rows, n]));
+    from_flex(FlexTensor::new(Bytes::from_elems(out), layout, DType::F32))
 }
 
 /// The flex tensor behind `t`, when `B` is flex.

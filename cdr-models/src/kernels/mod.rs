@@ -80,5 +80,16 @@ pub fn attention<B: Backend>(
     generic::attention(q, k, v, mask)
 }
 
+/// `x @ weight^T` for `x: [rows, in]` and `weight: [out, in]` (the checkpoint layout).
+pub fn linear<B: Backend>(x: Tensor<B, 2>, weight: &Tensor<B, 2>) -> Tensor<B, 2> {
+    #[cfg(feature = "cpu")]
+    if fast_paths()
+        && let Some(out) = cpu::linear(&x, weight)
+    {
+        return out;
+    }
+    x.matmul(weight.clone().transpose())
+}
+
 #[cfg(test)]
 mod tests;
