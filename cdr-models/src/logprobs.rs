@@ -48,7 +48,7 @@ impl<B: Backend> LlamaForCausalLm<B> {
         let (hidden, rows, targets) = if batch.len() > 1 && prefix >= MIN_SHARED_PREFIX {
             self.continuation_states(batch, prefix)?
         } else {
-            self.padded_states(batch, 0)
+            self.padded_states(batch)
         };
         let flat = self.gather_logprobs(hidden, &rows, &targets)?;
         Ok(split(batch, &flat))
@@ -80,7 +80,7 @@ impl<B: Backend> LlamaForCausalLm<B> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let (hidden, rows, targets) = self.padded_states(batch, 0);
+        let (hidden, rows, targets) = self.padded_states(batch);
         let flat = self.gather_logprobs(hidden, &rows, &targets)?;
         Ok(split(batch, &flat))
     }
@@ -102,12 +102,8 @@ impl<B: Backend> LlamaForCausalLm<B> {
         Ok((flatten(hidden), rows, targets))
     }
 
-    fn padded_states(
-        &self,
-        batch: &[ScoreSpan<'_>],
-        skip: usize,
-    ) -> (Tensor<B, 2>, Vec<i32>, Vec<i32>) {
-        let (ids, rows, targets) = pad(batch, skip);
+    fn padded_states(&self, batch: &[ScoreSpan<'_>]) -> (Tensor<B, 2>, Vec<i32>, Vec<i32>) {
+        let (ids, rows, targets) = pad(batch, 0);
         let hidden = self.hidden_states(ids.to_tensor(&self.device()));
         (flatten(hidden), rows, targets)
     }
