@@ -44,6 +44,43 @@ fn expected() -> Expected {
 }
 
 fn pair(reduction: Reduction, e: &Expected) -> DensityRatio<Cpu> {
+    pair_with_strong(
+        reduction,
+        e,
+        &root().join("cdr-models/tests/fixtures").join(&e.strong),
+    )
+}
+
+/// A copy of a fixture model directory as transformers >= 4.50 saves it: the chat template in
+/// `chat_template.jinja`, none in `tokenizer_config.json`.
+fn transformers5_layout(src: &std::path::Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    let config_path = dir.path().join("tokenizer_config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    let template = config
+        .as_object_mut()
+        .unwrap()
+        .remove("chat_template")
+        .unwrap();
+    std::fs::write(
+        dir.path().join("chat_template.jinja"),
+        template.as_str().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    dir
+}
+
+fn pair_with_strong(
+    reduction: Reduction,
+    e: &Expected,
+    strong: &std::path::Path,
+) -> DensityRatio<Cpu> {
     let models = root().join("cdr-models/tests/fixtures");
     let options = ScoreOptions {
         reduction,
@@ -55,7 +92,7 @@ fn pair(reduction: Reduction, e: &Expected) -> DensityRatio<Cpu> {
         ..ScoreOptions::default()
     };
     DensityRatio::load(
-        models.join(&e.strong),
+        strong,
         models.join(&e.weak),
         &Default::default(),
         options,
@@ -73,8 +110,16 @@ fn rewards_match_the_python_reference() {
     .unwrap()
     .rows;
     assert_eq!(rows.len(), e.rows.len());
-    for reduction in [Reduction::Sum, Reduction::Mean] {
-        let pair = pair(reduction, &e);
+    // The strong model's directory in both layouts: template in tokenizer_config.json, and in
+    // chat_template.jinja as transformers 5 saves it. Only the strong model's template is used.
+    let models = root().join("cdr-models/tests/fixtures");
+    let new_layout = transformers5_layout(&models.join(&e.strong));
+    for (reduction, strong) in [
+        (Reduction::Sum, models.join(&e.strong)),
+        (Reduction::Mean, models.join(&e.strong)),
+        (Reduction::Sum, new_layout.path().to_path_buf()),
+    ] {
+        let pair = pair_with_strong(reduction, &e, &strong);
         let items: Vec<Item> = rows
             .iter()
             .flat_map(|r| {
@@ -124,7 +169,9 @@ fn rewards_match_the_python_reference() {
             }
         }
         println!(
-            "{reduction:?}: {} rows, max |reward - python| = {worst:.3e}, {truncated} truncated items",
+            "{reduction:?}, strong model at {}: {} rows, max |reward - python| = {worst:.3e}, \
+             {truncated} truncated items",
+            strong.display(),
             rows.len()
         );
         assert!(truncated > 0, "the fixture exercises truncation");
