@@ -213,14 +213,13 @@ impl<'a, B: Backend> Run<'a, B> {
             &pending,
             Some((pair.strong(), pair.template())),
             device,
-            pair.options().dtype,
-            args.models.scoring.compute.max_batch_tokens,
+            pair.options(),
             &args.io.input,
             args.quiet,
         )?;
         let (pair, domains) = match routed {
             None => (pair, None),
-            Some((custom, domains)) => (pair.with_customization(custom), Some(domains)),
+            Some(r) => (pair.with_customization(r.customization), Some(r.domains)),
         };
         let pair = match args.models.scoring.cache.dir(false) {
             None => pair,

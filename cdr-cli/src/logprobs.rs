@@ -62,22 +62,16 @@ impl BackendJob for LogprobsArgs {
             &infos,
             Some((&scorer, &template)),
             &device,
-            options.dtype,
-            options.max_batch_tokens,
+            &options,
             &io.input,
             self.quiet,
         )?;
-        let (customization, domains) = match &routed {
-            Some((c, d)) => (Some(c), Some(d)),
-            None => (None, None),
-        };
         let templates = [template];
         let tokenizers = [&scorer.tokenizer];
         let texts = Rendering {
             templates: &templates,
             tokenizers: &tokenizers,
-            customization,
-            domains,
+            routed: routed.as_ref(),
             limits: options.limits,
         }
         .prepare(&outcome.rows, io)?;
@@ -91,7 +85,7 @@ impl BackendJob for LogprobsArgs {
                 c,
                 &path,
                 &templates[0],
-                customization,
+                routed.as_ref().map(|r| &r.customization),
                 &options,
             )?),
             None => None,
@@ -119,7 +113,10 @@ impl BackendJob for LogprobsArgs {
             for (&r, span) in texts.rows.iter().zip(&texts.spans) {
                 let row = &outcome.rows[r];
                 let info = row.info();
-                let domain = domains.and_then(|d| d.get(info.id)).map(String::as_str);
+                let domain = routed
+                    .as_ref()
+                    .and_then(|r| r.domains.get(info.id))
+                    .map(String::as_str);
                 let responses = span
                     .clone()
                     .map(|i| {

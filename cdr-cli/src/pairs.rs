@@ -141,21 +141,15 @@ impl BackendJob for PairsArgs {
             &infos,
             None,
             &device,
-            options.dtype,
-            options.max_batch_tokens,
+            &options,
             &io.input,
             self.quiet,
         )?;
-        let (customization, domains) = match &routed {
-            Some((c, d)) => (Some(c), Some(d)),
-            None => (None, None),
-        };
         let tokenizer_refs: Vec<_> = tokenizers.iter().collect();
         let texts = Rendering {
             templates: &templates,
             tokenizers: &tokenizer_refs,
-            customization,
-            domains,
+            routed: routed.as_ref(),
             limits: options.limits,
         }
         .prepare(&outcome.rows, io)?;
@@ -202,7 +196,7 @@ impl BackendJob for PairsArgs {
                     c,
                     &paths[m],
                     &templates[t],
-                    customization,
+                    routed.as_ref().map(|r| &r.customization),
                     &options,
                 )?),
                 None => None,
@@ -267,8 +261,8 @@ impl BackendJob for PairsArgs {
                 .zip(&texts.spans)
                 .map(|(&r, span)| {
                     let row = &outcome.rows[r];
-                    let domain = match domains {
-                        Some(d) => d.get(&row.id).cloned(),
+                    let domain = match &routed {
+                        Some(r) => r.domains.get(&row.id).cloned(),
                         None => row.domain.clone(),
                     };
                     PairScore::new(row, &scores[span.clone()], domain)

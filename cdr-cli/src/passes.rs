@@ -2,7 +2,6 @@
 //! rendered with each template, tokenized by each model, then scored by one model at a time,
 //! chunk by chunk, through the log-prob cache.
 
-use std::collections::HashMap;
 use std::ops::Range;
 
 use anyhow::Context;
@@ -10,8 +9,7 @@ use cdr_core::backend::Backend;
 use cdr_core::cache::{ids_key, text_key};
 use cdr_core::encode::{Encoded, encode};
 use cdr_core::{
-    CacheTable, ChatTemplate, Customization, KeyedText, Limits, ModelScorer, PassStats,
-    TextLogprobs, render_item,
+    CacheTable, ChatTemplate, KeyedText, Limits, ModelScorer, PassStats, TextLogprobs, render_item,
 };
 use cdr_models::Tokenizer;
 use tracing::warn;
@@ -19,6 +17,7 @@ use tracing::warn;
 use crate::cli::IoArgs;
 use crate::job::ScoredRow;
 use crate::progress::Progress;
+use crate::routing::Routed;
 
 /// The rows' texts, rendered with every template and tokenized by every model.
 pub struct Texts {
@@ -40,8 +39,8 @@ pub struct Texts {
 pub struct Rendering<'a> {
     pub templates: &'a [ChatTemplate],
     pub tokenizers: &'a [&'a Tokenizer],
-    pub customization: Option<&'a Customization>,
-    pub domains: Option<&'a HashMap<String, String>>,
+    /// `None` without `--customize`.
+    pub routed: Option<&'a Routed>,
     pub limits: Limits,
 }
 
@@ -51,7 +50,7 @@ type RowTexts = (Vec<Vec<String>>, Vec<Vec<Vec<Encoded>>>);
 impl Rendering<'_> {
     fn row<R: ScoredRow>(&self, row: &R) -> cdr_core::Result<RowTexts> {
         let id = row.info().id;
-        let domain = self.domains.and_then(|d| d.get(id)).cloned();
+        let domain = self.routed.and_then(|r| r.domains.get(id)).cloned();
         let items: Vec<_> = row
             .items()
             .into_iter()
@@ -62,7 +61,7 @@ impl Rendering<'_> {
         for template in self.templates {
             let rendered = items
                 .iter()
-                .map(|i| render_item(template, self.customization, i))
+                .map(|i| render_item(template, self.routed.map(|r| &r.customization), i))
                 .collect::<cdr_core::Result<Vec<_>>>()?;
             keys.push(
                 rendered

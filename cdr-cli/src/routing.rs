@@ -139,12 +139,11 @@ pub fn customize_rows<B: Backend>(
     rows: &[RowInfo<'_>],
     fallback: Option<(&ModelScorer<B>, &ChatTemplate)>,
     device: &B::Device,
-    dtype: cdr_core::ComputeDtype,
-    max_batch_tokens: usize,
+    options: &cdr_core::ScoreOptions,
     input: &Path,
     quiet: bool,
-) -> anyhow::Result<Option<(Customization, HashMap<String, String>)>> {
-    let Some(custom) = customization(c)? else {
+) -> anyhow::Result<Option<Routed>> {
+    let Some(customization) = customization(c)? else {
         return Ok(None);
     };
     let router = router::<B>(
@@ -153,11 +152,27 @@ pub fn customize_rows<B: Backend>(
         fallback,
         None,
         device,
-        dtype,
-        max_batch_tokens,
+        options.dtype,
+        options.max_batch_tokens,
     )?;
-    let domains = route(&custom, c.router, rows, router.as_ref(), input, quiet)?;
-    Ok(Some((custom, domains)))
+    let domains = route(
+        &customization,
+        c.router,
+        rows,
+        router.as_ref(),
+        input,
+        quiet,
+    )?;
+    Ok(Some(Routed {
+        customization,
+        domains,
+    }))
+}
+
+/// The customization of a run and the domain each row was routed to (by row id).
+pub struct Routed {
+    pub customization: Customization,
+    pub domains: HashMap<String, String>,
 }
 
 /// Each row's domain, by `kind`. `router` is required for `likelihood` and `llm`.
