@@ -14,7 +14,11 @@ Run from anywhere:
 
 It writes, relative to the repository root,
 
-    cdr-models/tests/fixtures/                     deleted and fully rewritten on every run
+    cdr-models/tests/fixtures/<name>/              for each model fixture below: every file but
+                                                   generate.json (tools/make_generation_fixtures.py)
+                                                   is deleted and rewritten on every run; the other
+                                                   folders there (gguf/, gguf_tokenizer/, real/)
+                                                   belong to other scripts and are left alone
     cdr-prompt/tests/fixtures/chat_templates.json  overwritten
     cdr-core/tests/fixtures/pairs.jsonl            overwritten
     cdr-core/tests/fixtures/expected_rewards.json  overwritten
@@ -77,6 +81,33 @@ Fixtures:
   llama_sharded  like llama_gqa with another seed, float32, exactly two safetensors shards.
 The other three config.json files keep the nested "rope_parameters": {"rope_theta", "rope_type",
 ...} form that transformers 5 writes; the storage dtype is under "dtype" (not "torch_dtype").
+
+Rope scaling fixtures (ROPE_FIXTURES, built by build_rope_fixture): tiny Llamas, hidden 32, 2 heads
+/ 1 kv head, head_dim 16 (8 frequencies), intermediate 64, 2 layers, tied embeddings, bfloat16,
+rope_theta 10000, chatml tokenizer_config; sequences of 2, 16, 32, 33, 66 and 100 tokens
+(ROPE_SEQ_PLAN; 32 and 33 straddle the original context of 32 positions):
+  llama_yarn      yarn, factor 4, original_max_position_embeddings 32, max_position_embeddings 128,
+                  other keys left to transformers' defaults (beta 32/1, attention factor
+                  0.1 ln 4 + 1, truncate); config.json in the legacy form: top-level "rope_theta"
+                  and a flat "rope_scaling" with the pre-4.43 key "type" (Qwen2.5's documented form).
+  llama_longrope  longrope, short_factor / long_factor lists, original_max_position_embeddings 32,
+                  no "factor" (Phi-3 style: the attention factor uses 128 / 32); nested form.
+  llama_dynamic   dynamic NTK, factor 2, max_position_embeddings 32 (the length past which it
+                  grows its base); legacy form.
+  llama_linear    linear, factor 2; nested form.
+Their expected.json adds
+    "rope": [{"seq_len", "inv_freq", "attention_scaling"}]   per sequence length, read from a
+                  fresh LlamaRotaryEmbedding after a forward over positions 0..seq_len
+    "batch_logprobs": [[...] per sequence]   all sequences in ONE right-padded forward (attention
+                  mask, positions 0..width): for dynamic and longrope the frequencies follow the
+                  longest row, so short rows differ from their batch-of-1 logprobs (asserted)
+    "cached": {"prefill": 20, "ids", "logprobs"}   the longest sequence prefilled with 20 tokens and
+                  then run one token a step on transformers' cache (what generate does); for
+                  dynamic and longrope this differs from the full forward (asserted)
+Each reference forward uses a freshly loaded model: transformers' dynamic-NTK module keeps the
+frequencies it grew to until a forward falls back within max_position_embeddings.  The script
+asserts that the scaling changes the log-probs (against the same weights with default rope), and
+that for dynamic it changes nothing up to max_position_embeddings.
 
 Chat templates, cdr-prompt/tests/fixtures/chat_templates.json:
 
@@ -186,7 +217,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import copy  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tarfile  # noqa: E402
 import tempfile  # noqa: E402
@@ -198,6 +228,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
+from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding  # noqa: E402
 from transformers import (  # noqa: E402
     AutoTokenizer,
     LlamaConfig,
@@ -214,6 +245,9 @@ OUT = REPO / "cdr-models" / "tests" / "fixtures"
 TEMPLATES_DIR = REPO / "cdr-prompt" / "templates"  # read only: the built-in templates of cdr-prompt
 TEMPLATES_OUT = REPO / "cdr-prompt" / "tests" / "fixtures" / "chat_templates.json"
 CORE_OUT = REPO / "cdr-core" / "tests" / "fixtures"  # pairs.jsonl, expected_rewards.json
+
+# Files inside this script's fixture folders that another script writes (tools/make_generation_fixtures.py).
+FOREIGN_FILES = {"generate.json"}
 
 VOCAB_SIZE = 384
 # Special added tokens, ids 0..10 in this order; each one is also an entry of model.vocab.
@@ -312,11 +346,11 @@ def train_tokenizer() -> Tokenizer:
     return tok
 
 
-def make_sequences(tok: Tokenizer, seed: int):
+def make_sequences(tok: Tokenizer, seed: int, plan=SEQ_PLAN):
     gen = torch.Generator().manual_seed(seed)
     texts = iter(EVAL_PASSAGES)
     seqs = []
-    for target, kind in SEQ_PLAN:
+    for target, kind in plan:
         if kind == "text":
             text = closest_prefix(tok, next(texts), target)
             ids = tok.encode(text).ids
@@ -438,6 +472,10 @@ FIXTURE_CHAT = {
     "mistral_sw": ("mistral", "<s>", "</s>"),
     "llama_sharded": ("chatml", "<s>", "<|im_end|>"),
     "qwen2_tiny": ("chatml", "<s>", "<|im_end|>"),
+    "llama_yarn": ("chatml", "<s>", "<|im_end|>"),
+    "llama_longrope": ("chatml", "<s>", "<|im_end|>"),
+    "llama_dynamic": ("chatml", "<s>", "<|im_end|>"),
+    "llama_linear": ("chatml", "<s>", "<|im_end|>"),
 }
 
 
@@ -587,7 +625,7 @@ def check_reload_matches(model, folder: Path, storage_dtype) -> None:
 def build_fixture(tok: Tokenizer, index: int, spec) -> dict:
     name, make_config, cls, seed, storage_dtype, sharded, rope_form = spec
     folder = OUT / name
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(seed)
     config = make_config()
@@ -690,6 +728,193 @@ def check_sliding_window(cls, folder: Path, ref, seqs) -> None:
     assert diff > 1e-3, f"sliding window not applied (max diff {diff})"
     assert abs(with_window[window] - no_window[window]) > 1e-6, "first windowed position unchanged"
     print(f"  mistral_sw: removing the window changes log-probs by up to {diff:.3f}")
+
+
+# --------------------------------------------------------------------------------------
+# Rope scaling fixtures: one tiny Llama per scaled rope type
+# --------------------------------------------------------------------------------------
+ROPE_ORIGINAL_MAX = 32
+# Lengths 32 and 33 sit on both sides of the original context: longrope switches factors and
+# dynamic NTK starts growing its base exactly between them.
+ROPE_SEQ_PLAN = [(2, "text"), (17, "text"), (32, "random"), (33, "random"), (70, "text"), (100, "random")]
+ROPE_PREFILL = 20  # cached decoding reference: prefill this many tokens, then one token a step
+
+
+def rope_llama_config(rope_scaling: dict, max_position_embeddings: int) -> LlamaConfig:
+    cfg = dict(COMMON)
+    cfg["max_position_embeddings"] = max_position_embeddings
+    cfg["num_hidden_layers"] = 2
+    return LlamaConfig(
+        **cfg,
+        hidden_size=32,
+        intermediate_size=64,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        rope_theta=10000.0,
+        rope_scaling=rope_scaling,
+        tie_word_embeddings=True,
+    )
+
+
+# name, seed, rope_scaling, max_position_embeddings, form of the rope keys in config.json
+#   "legacy": top-level rope_theta + flat rope_scaling with the pre-4.43 key "type"
+#   "nested": transformers 5's rope_parameters, as save_pretrained writes it
+ROPE_FIXTURES = [
+    # Qwen2.5's documented long-context form; beta_fast/beta_slow/attention_factor left to defaults.
+    ("llama_yarn", 6006,
+     {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": ROPE_ORIGINAL_MAX},
+     4 * ROPE_ORIGINAL_MAX, "legacy"),
+    # Phi-3 style: no "factor", so transformers derives it as 128 / 32 for the attention factor.
+    ("llama_longrope", 7007,
+     {"rope_type": "longrope", "original_max_position_embeddings": ROPE_ORIGINAL_MAX,
+      "short_factor": [1.0, 1.0, 1.05, 1.1, 1.2, 1.3, 1.5, 1.7],
+      "long_factor": [1.0, 1.3, 1.9, 2.6, 3.5, 4.4, 5.5, 7.0]},
+     4 * ROPE_ORIGINAL_MAX, "nested"),
+    # Dynamic NTK grows past max_position_embeddings (not original_max_position_embeddings).
+    ("llama_dynamic", 8008, {"rope_type": "dynamic", "factor": 2.0}, ROPE_ORIGINAL_MAX, "legacy"),
+    ("llama_linear", 9009, {"rope_type": "linear", "factor": 2.0}, 4 * ROPE_ORIGINAL_MAX, "nested"),
+]
+
+
+def rope_form(folder: Path, form: str) -> None:
+    """Rewrite config.json's rope keys into the wanted form; the loaded config must not change."""
+    path = folder / "config.json"
+    before = LlamaConfig.from_pretrained(folder).to_dict()
+    raw = json.loads(path.read_text())
+    assert "rope_parameters" in raw and "rope_theta" not in raw and "rope_scaling" not in raw, raw
+    if form == "legacy":
+        rp = raw.pop("rope_parameters")
+        raw["rope_theta"] = rp.pop("rope_theta")
+        rp["type"] = rp.pop("rope_type")
+        raw["rope_scaling"] = rp
+        path.write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n")
+    after = LlamaConfig.from_pretrained(folder).to_dict()
+    # transformers keeps the legacy key next to the "rope_type" it derives from it.
+    after["rope_parameters"].pop("type", None)
+    assert after == before, {k: (before.get(k), after.get(k)) for k in set(before) | set(after)
+                             if before.get(k) != after.get(k)}
+
+
+@torch.no_grad()
+def rope_reference(config, lengths) -> list:
+    """inv_freq and attention_scaling that a fresh rotary module uses for a forward of each length."""
+    refs = []
+    for n in lengths:
+        rotary = LlamaRotaryEmbedding(config)
+        x = torch.zeros(1, dtype=torch.float32)
+        rotary(x, torch.arange(n)[None])
+        refs.append({"seq_len": n, "inv_freq": [float(v) for v in rotary.inv_freq],
+                     "attention_scaling": float(rotary.attention_scaling)})
+    return refs
+
+
+@torch.no_grad()
+def score_batch(model, seqs) -> list:
+    """Log-probs of every sequence from ONE right-padded forward (attention mask, positions 0..)."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), PAD_ID, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s)
+        mask[i, : len(s)] = 1
+    lp = torch.log_softmax(model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float(), dim=-1)
+    return [[float(lp[i, t, s[t + 1]]) for t in range(len(s) - 1)] for i, s in enumerate(seqs)]
+
+
+@torch.no_grad()
+def score_cached(model, ids, prefill: int) -> list:
+    """What generate computes for a given continuation: prefill, then one token a step on the cache."""
+    x = torch.tensor([ids], dtype=torch.long)
+    out = model(input_ids=x[:, :prefill], use_cache=True)
+    lps = [torch.log_softmax(out.logits[0].float(), dim=-1)]
+    past = out.past_key_values
+    for t in range(prefill, len(ids) - 1):
+        out = model(input_ids=x[:, t : t + 1], past_key_values=past, use_cache=True)
+        past = out.past_key_values
+        lps.append(torch.log_softmax(out.logits[0].float(), dim=-1))
+    lp = torch.cat(lps)
+    return [float(lp[t, ids[t + 1]]) for t in range(len(ids) - 1)]
+
+
+def build_rope_fixture(tok: Tokenizer, spec) -> dict:
+    name, seed, rope_scaling, max_pos, form = spec
+    folder = OUT / name
+    folder.mkdir(parents=True, exist_ok=True)
+    storage_dtype = torch.bfloat16
+
+    torch.manual_seed(seed)
+    config = rope_llama_config(copy.deepcopy(rope_scaling), max_pos)
+    model = LlamaForCausalLM(config)
+    reinit_(model, seed)
+    model = model.to(storage_dtype)
+    model.config.dtype = storage_dtype
+    save_model(model, folder, sharded=False)
+    rope_form(folder, form)
+    (folder / "tokenizer.json").write_text(tok.to_str(pretty=True) + "\n", encoding="utf-8")
+    write_tokenizer_config(folder, name)
+
+    seqs = make_sequences(tok, seed=seed + 17, plan=ROPE_SEQ_PLAN)
+    check_tokenizer_folder(folder, name, tok, seqs)
+    ref = load_reference(LlamaForCausalLM, folder)
+    check_reload_matches(ref, folder, storage_dtype)
+    assert ref.config.rope_parameters["rope_type"] == rope_scaling["rope_type"], ref.config.rope_parameters
+    # transformers' dynamic-NTK module keeps grown frequencies across forwards; a fresh model per
+    # sequence gives each one what it gets scored alone (and what cdr computes).
+    for s in seqs:
+        s["logprobs"] = score(load_reference(LlamaForCausalLM, folder), s["ids"])
+        assert len(s["logprobs"]) == len(s["ids"]) - 1
+        assert all(math.isfinite(v) for v in s["logprobs"])
+    ids = [s["ids"] for s in seqs]
+    batch = score_batch(load_reference(LlamaForCausalLM, folder), ids)
+    longest = max(seqs, key=lambda s: len(s["ids"]))
+    cached = score_cached(load_reference(LlamaForCausalLM, folder), longest["ids"], ROPE_PREFILL)
+
+    bf16_diff = 0.0
+    for s in seqs:
+        ref_bf16 = LlamaForCausalLM.from_pretrained(folder, dtype=torch.bfloat16, attn_implementation="eager").eval()
+        bf16_diff = max(bf16_diff, max(abs(a - b) for a, b in zip(score(ref_bf16, s["ids"]), s["logprobs"])))
+
+    check_rope_matters(folder, seqs, rope_scaling["rope_type"], batch, cached, longest)
+    check_norms_matter(ref, [longest])
+
+    expected = {
+        "name": name,
+        "transformers_version": transformers.__version__,
+        "torch_version": torch.__version__,
+        "transformers_bf16_max_abs_diff": bf16_diff,
+        "rope": rope_reference(ref.config, [len(s) for s in ids]),
+        "sequences": seqs,
+        "batch_logprobs": batch,
+        "cached": {"prefill": ROPE_PREFILL, "ids": longest["ids"], "logprobs": cached},
+    }
+    with open(folder / "expected.json", "w", encoding="utf-8") as f:
+        json.dump(expected, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    return expected
+
+
+def check_rope_matters(folder: Path, seqs, rope_type: str, batch, cached, longest) -> None:
+    """The scaling must change the reference (else cdr ignoring it would pass), where it should."""
+    plain = load_reference(LlamaForCausalLM, folder, rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+    assert plain.config.rope_parameters["rope_type"] == "default", plain.config.rope_parameters
+    for s in seqs:
+        n = len(s["ids"])
+        diff = max(abs(a - b) for a, b in zip(score(plain, s["ids"]), s["logprobs"]))
+        if rope_type == "dynamic" and n <= ROPE_ORIGINAL_MAX:
+            assert diff == 0.0, (n, diff)  # within max_position_embeddings nothing is scaled
+        elif n > 2:
+            assert diff > 1e-3, f"{rope_type}: scaling barely matters at length {n} ({diff})"
+    by_len = {len(s["ids"]): s["logprobs"] for s in seqs}
+    batch_vs_alone = max(max(abs(a - b) for a, b in zip(got, s["logprobs"])) for got, s in zip(batch, seqs))
+    cached_vs_full = max(abs(a - b) for a, b in zip(cached, longest["logprobs"]))
+    if rope_type in ("dynamic", "longrope"):
+        # The frequencies follow the longest row of a batch and the growing length while decoding.
+        assert batch_vs_alone > 1e-3 and cached_vs_full > 1e-3, (batch_vs_alone, cached_vs_full)
+    else:
+        assert batch_vs_alone < 1e-4 and cached_vs_full < 1e-4, (batch_vs_alone, cached_vs_full)
+    print(f"  {rope_type}: batch vs alone {batch_vs_alone:.2e}, cached vs full {cached_vs_full:.2e}, "
+          f"lengths {sorted(by_len)}")
 
 
 # --------------------------------------------------------------------------------------
@@ -1548,9 +1773,18 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 
-    if OUT.exists():
-        shutil.rmtree(OUT)
-    OUT.mkdir(parents=True)
+    # Other scripts write into OUT too (gguf/, gguf_tokenizer/, real/, <name>/generate.json), so
+    # only what this one writes is removed.
+    OUT.mkdir(parents=True, exist_ok=True)
+    ours = [spec[0] for spec in FIXTURES] + [spec[0] for spec in ROPE_FIXTURES]
+    for name in ours:
+        folder = OUT / name
+        if folder.exists():
+            for f in folder.iterdir():
+                if f.name not in FOREIGN_FILES:
+                    f.unlink()
+            if not any(folder.iterdir()):
+                folder.rmdir()
 
     tok = train_tokenizer()
     all_lp = []
@@ -1564,13 +1798,20 @@ def main() -> None:
             f"mean {sum(lps) / len(lps):.3f}"
         )
 
+    for spec in ROPE_FIXTURES:
+        exp = build_rope_fixture(tok, spec)
+        lps = [v for s in exp["sequences"] for v in s["logprobs"]]
+        all_lp += lps
+        lens = [len(s["ids"]) for s in exp["sequences"]]
+        print(f"{spec[0]}: lengths {lens}, logprob min {min(lps):.3f} max {max(lps):.3f}")
+
     print(f"all log-probs in [{min(all_lp):.3f}, {max(all_lp):.3f}], -log(vocab) = {-math.log(VOCAB_SIZE):.3f}")
     build_template_fixture(tok)
     plain_rewards = build_reward_fixture(tok)
     build_customization_fixtures(tok, plain_rewards)
     print(f"transformers {transformers.__version__}, torch {torch.__version__}")
     total = 0
-    written = [f for f in sorted(OUT.rglob("*")) if f.is_file()]
+    written = [f for name in ours for f in sorted((OUT / name).iterdir()) if f.name not in FOREIGN_FILES]
     written += [TEMPLATES_OUT, CORE_OUT / "pairs.jsonl", CORE_OUT / "expected_rewards.json"]
     written += [CUSTOMIZED_OUT, CUSTOMIZED_REWARDS_OUT]
     for f in written:

@@ -45,10 +45,16 @@ impl TokenIds {
 
 /// Rotary embedding parameters: transformers 5 nests them under `rope_parameters`, older configs put
 /// `rope_theta` at the top level and scaling under `rope_scaling`. Both end up here.
+///
+/// Every key is optional here; [`Config::rope_scaling_kind`] checks which ones a rope type needs.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct RopeParameters {
-    #[serde(default, alias = "type")]
+    #[serde(default)]
     pub rope_type: Option<String>,
+    /// The pre-transformers-4.43 name of `rope_type`; configs saved in between carry both keys,
+    /// so it is a field of its own rather than a serde alias (which rejects the pair as a duplicate).
+    #[serde(default, rename = "type")]
+    pub legacy_type: Option<String>,
     #[serde(default)]
     pub rope_theta: Option<f64>,
     #[serde(default)]
@@ -59,9 +65,40 @@ pub struct RopeParameters {
     pub high_freq_factor: Option<f64>,
     #[serde(default)]
     pub original_max_position_embeddings: Option<usize>,
+    /// yarn and longrope: the cos/sin multiplier; derived from `factor` when absent.
+    #[serde(default)]
+    pub attention_factor: Option<f64>,
+    #[serde(default)]
+    pub beta_fast: Option<f64>,
+    #[serde(default)]
+    pub beta_slow: Option<f64>,
+    #[serde(default)]
+    pub mscale: Option<f64>,
+    #[serde(default)]
+    pub mscale_all_dim: Option<f64>,
+    /// yarn: round the correction range outwards to whole dimensions (transformers' default: true).
+    #[serde(default)]
+    pub truncate: Option<bool>,
+    #[serde(default)]
+    pub short_factor: Option<Vec<f64>>,
+    #[serde(default)]
+    pub long_factor: Option<Vec<f64>>,
+    /// Only a full rotation (1.0) is supported; kept to reject the others instead of ignoring them.
+    #[serde(default)]
+    pub partial_rotary_factor: Option<f64>,
 }
 
-/// The rope variant after validation.
+impl RopeParameters {
+    /// `rope_type`, else the legacy `type`, else `default` (transformers' order).
+    pub fn kind(&self) -> &str {
+        self.rope_type
+            .as_deref()
+            .or(self.legacy_type.as_deref())
+            .unwrap_or("default")
+    }
+}
+
+/// The rope variant after validation, with transformers' defaults filled in.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RopeScaling {
     None,
@@ -76,6 +113,39 @@ pub enum RopeScaling {
         high_freq_factor: f64,
         original_max_position_embeddings: usize,
     },
+    /// Dynamic NTK: a forward whose positions reach past `max_position_embeddings` gets a larger
+    /// base, recomputed for the length it reaches.
+    Dynamic {
+        factor: f64,
+        max_position_embeddings: usize,
+    },
+    /// YaRN: interpolated low frequencies, extrapolated high ones, a linear ramp between the
+    /// correction dimensions, and cos/sin multiplied by `attention_factor`.
+    Yarn {
+        factor: f64,
+        original_max_position_embeddings: usize,
+        attention_factor: f64,
+        beta_fast: f64,
+        beta_slow: f64,
+        truncate: bool,
+    },
+    /// LongRoPE: every frequency divided by its own factor, `short_factor` for forwards within
+    /// `original_max_position_embeddings` positions and `long_factor` beyond; cos/sin multiplied by
+    /// `attention_factor`.
+    LongRope {
+        short_factor: Vec<f64>,
+        long_factor: Vec<f64>,
+        original_max_position_embeddings: usize,
+        attention_factor: f64,
+    },
+}
+
+impl RopeScaling {
+    /// Whether the frequencies depend on how many positions a forward reaches, so that a sequence
+    /// can score differently alone, padded into a longer batch, or continued from a shorter cache.
+    pub fn depends_on_length(&self) -> bool {
+        matches!(self, Self::Dynamic { .. } | Self::LongRope { .. })
+    }
 }
 
 /// A Llama-family model configuration (`config.json`).
@@ -228,8 +298,15 @@ impl Config {
         self.tie_word_embeddings.unwrap_or(false)
     }
 
+    /// transformers' per-architecture default when the key is absent; the dynamic and yarn rope
+    /// types derive their scaling from it.
     pub fn max_position_embeddings(&self) -> usize {
-        self.max_position_embeddings.unwrap_or(4096)
+        self.max_position_embeddings
+            .unwrap_or(match self.architecture() {
+                Architecture::Llama => 2048,
+                Architecture::Mistral => 131_072,
+                Architecture::Qwen2 => 32_768,
+            })
     }
 
     /// The attention window in keys (including the query's own position), if the model uses one.
@@ -273,11 +350,12 @@ impl Config {
     }
 
     fn rope(&self) -> RopeParameters {
-        // Nested parameters win; a top-level `rope_theta` fills in what they leave out.
-        let mut params = self
-            .rope_parameters
-            .clone()
-            .or_else(|| self.rope_scaling.clone())
+        // transformers takes `rope_scaling` over `rope_parameters` when both are set and non-empty;
+        // a top-level `rope_theta` fills in what they leave out.
+        let non_empty =
+            |p: &Option<RopeParameters>| p.clone().filter(|p| *p != RopeParameters::default());
+        let mut params = non_empty(&self.rope_scaling)
+            .or_else(|| non_empty(&self.rope_parameters))
             .unwrap_or_default();
         if params.rope_theta.is_none() {
             params.rope_theta = self.rope_theta;
@@ -289,32 +367,121 @@ impl Config {
         self.rope().rope_theta.unwrap_or(10_000.0)
     }
 
-    /// The validated rope scaling variant.
+    /// The validated rope scaling variant, with transformers' defaults for optional keys.
     pub fn rope_scaling_kind(&self) -> std::result::Result<RopeScaling, String> {
         let params = self.rope();
-        let kind = params.rope_type.as_deref().unwrap_or("default");
+        let kind = params.kind();
         let need = |v: Option<f64>, key: &str| {
             v.ok_or_else(|| format!("rope_type `{kind}` needs `{key}`"))
         };
+        let positive = |v: f64, key: &str| {
+            if v.is_finite() && v > 0.0 {
+                Ok(v)
+            } else {
+                Err(format!(
+                    "rope_type `{kind}`: `{key}` must be positive, got {v}"
+                ))
+            }
+        };
+        if let Some(partial) = params.partial_rotary_factor.filter(|&p| p != 1.0) {
+            return Err(format!(
+                "`partial_rotary_factor` {partial} is not supported (only full rotation, 1.0)"
+            ));
+        }
+        // transformers falls back to `max_position_embeddings` for the types that read it.
+        let original_max = params
+            .original_max_position_embeddings
+            .unwrap_or_else(|| self.max_position_embeddings());
+        if original_max == 0 {
+            return Err("`original_max_position_embeddings` must be positive".into());
+        }
+        let half = self.head_dim() / 2;
         match kind {
             "default" => Ok(RopeScaling::None),
             "linear" => Ok(RopeScaling::Linear {
-                factor: need(params.factor, "factor")?,
+                factor: positive(need(params.factor, "factor")?, "factor")?,
             }),
             "llama3" => Ok(RopeScaling::Llama3 {
-                factor: need(params.factor, "factor")?,
+                factor: positive(need(params.factor, "factor")?, "factor")?,
                 low_freq_factor: need(params.low_freq_factor, "low_freq_factor")?,
                 high_freq_factor: need(params.high_freq_factor, "high_freq_factor")?,
-                original_max_position_embeddings: params
-                    .original_max_position_embeddings
-                    .ok_or_else(|| {
-                        "rope_type `llama3` needs `original_max_position_embeddings`".to_string()
-                    })?,
+                original_max_position_embeddings: original_max,
             }),
+            "dynamic" => Ok(RopeScaling::Dynamic {
+                factor: positive(need(params.factor, "factor")?, "factor")?,
+                max_position_embeddings: self.max_position_embeddings(),
+            }),
+            "yarn" => {
+                let factor = positive(need(params.factor, "factor")?, "factor")?;
+                let attention_factor = match params.attention_factor {
+                    Some(a) => a,
+                    None => yarn_attention_factor(factor, params.mscale, params.mscale_all_dim),
+                };
+                // transformers treats 0 like an absent key here (`or` on the values).
+                let or_default = |v: Option<f64>, d: f64| v.filter(|&v| v != 0.0).unwrap_or(d);
+                Ok(RopeScaling::Yarn {
+                    factor,
+                    original_max_position_embeddings: original_max,
+                    attention_factor,
+                    beta_fast: or_default(params.beta_fast, 32.0),
+                    beta_slow: or_default(params.beta_slow, 1.0),
+                    truncate: params.truncate.unwrap_or(true),
+                })
+            }
+            "longrope" => {
+                let list = |v: &Option<Vec<f64>>, key: &str| {
+                    let v = v
+                        .clone()
+                        .ok_or_else(|| format!("rope_type `{kind}` needs `{key}`"))?;
+                    if v.len() != half {
+                        return Err(format!(
+                            "rope_type `{kind}`: `{key}` has {} values, head_dim / 2 is {half}",
+                            v.len()
+                        ));
+                    }
+                    Ok(v)
+                };
+                let short_factor = list(&params.short_factor, "short_factor")?;
+                let long_factor = list(&params.long_factor, "long_factor")?;
+                // Phi-3 style configs leave `factor` out: it is the context extension ratio.
+                let factor = params
+                    .factor
+                    .unwrap_or(self.max_position_embeddings() as f64 / original_max as f64);
+                let attention_factor = params.attention_factor.unwrap_or(if factor <= 1.0 {
+                    1.0
+                } else {
+                    (1.0 + factor.ln() / (original_max as f64).ln()).sqrt()
+                });
+                Ok(RopeScaling::LongRope {
+                    short_factor,
+                    long_factor,
+                    original_max_position_embeddings: original_max,
+                    attention_factor,
+                })
+            }
             other => Err(format!(
-                "rope_type `{other}` is not supported (default, linear, llama3)"
+                "rope_type `{other}` is not supported (default, linear, llama3, dynamic, yarn, longrope)"
             )),
         }
+    }
+}
+
+/// YaRN's default cos/sin multiplier: `0.1 ln(factor) + 1`, or the ratio of two such terms when
+/// both `mscale` and `mscale_all_dim` are set and non-zero (DeepSeek style).
+fn yarn_attention_factor(factor: f64, mscale: Option<f64>, mscale_all_dim: Option<f64>) -> f64 {
+    let m = |scale: f64, mscale: f64| {
+        if scale <= 1.0 {
+            1.0
+        } else {
+            0.1 * mscale * scale.ln() + 1.0
+        }
+    };
+    match (
+        mscale.filter(|&v| v != 0.0),
+        mscale_all_dim.filter(|&v| v != 0.0),
+    ) {
+        (Some(a), Some(b)) => m(factor, a) / m(factor, b),
+        _ => m(factor, 1.0),
     }
 }
 
@@ -410,16 +577,175 @@ mod tests {
             "{err}"
         );
         let err = parse(&format!(
-            r#"{{"model_type": "llama", {BASE}, "rope_scaling": {{"rope_type": "yarn", "factor": 2.0}}}}"#
+            r#"{{"model_type": "llama", {BASE}, "rope_scaling": {{"rope_type": "proportional", "factor": 2.0}}}}"#
         ))
         .unwrap_err()
         .to_string();
-        assert!(err.contains("yarn"), "{err}");
+        assert!(
+            err.contains("proportional") && err.contains("not supported"),
+            "{err}"
+        );
         let err = parse(&format!(
             r#"{{"model_type": "llama", {BASE}, "num_key_value_heads": 3}}"#
         ))
         .unwrap_err()
         .to_string();
         assert!(err.contains("num_key_value_heads"), "{err}");
+    }
+
+    fn kind(rope: &str) -> std::result::Result<RopeScaling, String> {
+        parse(&format!(
+            r#"{{"model_type": "llama", {BASE}, "max_position_embeddings": 128, {rope}}}"#
+        ))
+        .map_err(|e| e.to_string())?
+        .rope_scaling_kind()
+    }
+
+    #[test]
+    fn yarn_defaults_and_legacy_type_key() {
+        // Qwen2.5's documented long-context snippet: flat, legacy `type`.
+        let flat = kind(
+            r#""rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32}"#,
+        );
+        let want = RopeScaling::Yarn {
+            factor: 4.0,
+            original_max_position_embeddings: 32,
+            attention_factor: 0.1 * 4f64.ln() + 1.0,
+            beta_fast: 32.0,
+            beta_slow: 1.0,
+            truncate: true,
+        };
+        assert_eq!(flat, Ok(want.clone()));
+        // Configs saved by transformers 4.43-4.5x carry both keys.
+        let both = kind(
+            r#""rope_scaling": {"type": "yarn", "rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32}"#,
+        );
+        assert_eq!(both, Ok(want));
+    }
+
+    #[test]
+    fn yarn_nested_mscale_and_fallbacks() {
+        let c = kind(
+            r#""rope_parameters": {"rope_type": "yarn", "rope_theta": 50.0, "factor": 8.0,
+            "mscale": 0.707, "mscale_all_dim": 1.0, "beta_fast": 0, "beta_slow": 2.0, "truncate": false}"#,
+        );
+        let m = |s: f64| 0.1 * s * 8f64.ln() + 1.0;
+        assert_eq!(
+            c,
+            Ok(RopeScaling::Yarn {
+                factor: 8.0,
+                // Absent: transformers falls back to max_position_embeddings.
+                original_max_position_embeddings: 128,
+                attention_factor: m(0.707) / m(1.0),
+                beta_fast: 32.0,
+                beta_slow: 2.0,
+                truncate: false,
+            })
+        );
+        let explicit = kind(
+            r#""rope_scaling": {"rope_type": "yarn", "factor": 8.0, "attention_factor": 0.5}"#,
+        );
+        assert!(
+            matches!(explicit, Ok(RopeScaling::Yarn { attention_factor, .. }) if attention_factor == 0.5)
+        );
+    }
+
+    #[test]
+    fn longrope_lists_and_derived_factor() {
+        // Phi-3 style: no `factor`, so the attention factor comes from 128 / 32.
+        let c = kind(
+            r#""rope_scaling": {"type": "longrope", "short_factor": [1.0, 1.5],
+            "long_factor": [2.0, 3.0], "original_max_position_embeddings": 32}"#,
+        );
+        assert_eq!(
+            c,
+            Ok(RopeScaling::LongRope {
+                short_factor: vec![1.0, 1.5],
+                long_factor: vec![2.0, 3.0],
+                original_max_position_embeddings: 32,
+                attention_factor: (1.0 + 4f64.ln() / 32f64.ln()).sqrt(),
+            })
+        );
+        let unscaled = kind(
+            r#""rope_parameters": {"rope_type": "longrope", "short_factor": [1, 1],
+            "long_factor": [2, 2], "original_max_position_embeddings": 32, "factor": 1.0}"#,
+        );
+        assert!(
+            matches!(unscaled, Ok(RopeScaling::LongRope { attention_factor, .. }) if attention_factor == 1.0)
+        );
+    }
+
+    #[test]
+    fn dynamic_takes_theta_from_the_top_level() {
+        let c = parse(&format!(
+            r#"{{"model_type": "qwen2", {BASE}, "rope_theta": 5.0,
+            "rope_parameters": {{"rope_type": "dynamic", "factor": 2.0}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(c.rope_theta(), 5.0);
+        // Qwen2's transformers default when the key is absent.
+        assert_eq!(
+            c.rope_scaling_kind(),
+            Ok(RopeScaling::Dynamic {
+                factor: 2.0,
+                max_position_embeddings: 32_768
+            })
+        );
+    }
+
+    #[test]
+    fn rope_scaling_wins_over_rope_parameters() {
+        // As in transformers: a non-empty `rope_scaling` replaces `rope_parameters` wholesale.
+        let c = parse(&format!(
+            r#"{{"model_type": "llama", {BASE}, "rope_parameters": {{"rope_type": "linear", "factor": 3.0,
+            "rope_theta": 7.0}}, "rope_scaling": {{"type": "dynamic", "factor": 4.0}}}}"#
+        ))
+        .unwrap();
+        assert!(matches!(
+            c.rope_scaling_kind(),
+            Ok(RopeScaling::Dynamic { factor, .. }) if factor == 4.0
+        ));
+        assert_eq!(c.rope_theta(), 10_000.0);
+        let empty = parse(&format!(
+            r#"{{"model_type": "llama", {BASE}, "rope_parameters": {{"rope_type": "linear", "factor": 3.0}},
+            "rope_scaling": {{}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            empty.rope_scaling_kind(),
+            Ok(RopeScaling::Linear { factor: 3.0 })
+        );
+    }
+
+    #[test]
+    fn missing_or_malformed_rope_keys_are_errors() {
+        for (rope, needle) in [
+            (
+                r#""rope_scaling": {"type": "yarn", "original_max_position_embeddings": 32}"#,
+                "`factor`",
+            ),
+            (r#""rope_scaling": {"type": "dynamic"}"#, "`factor`"),
+            (
+                r#""rope_parameters": {"rope_type": "longrope", "short_factor": [1.0, 1.0]}"#,
+                "`long_factor`",
+            ),
+            (
+                r#""rope_parameters": {"rope_type": "longrope", "short_factor": [1.0], "long_factor": [1.0, 1.0]}"#,
+                "`short_factor` has 1 values",
+            ),
+            (
+                r#""rope_scaling": {"type": "linear", "factor": 0.0}"#,
+                "positive",
+            ),
+            (
+                r#""rope_parameters": {"rope_type": "default", "partial_rotary_factor": 0.5}"#,
+                "partial_rotary_factor",
+            ),
+        ] {
+            let err = kind(rope).unwrap_err();
+            assert!(err.contains(needle), "{rope}: {err}");
+        }
+        let err = kind(r#""rope_scaling": {"type": "yarn"}"#).unwrap_err();
+        assert!(err.contains("config.json") && err.contains("yarn"), "{err}");
     }
 }

@@ -10,7 +10,7 @@ use crate::cache::KvCache;
 use crate::config::Config;
 use crate::error::Result;
 use crate::kernels::{self, CausalMask};
-use crate::rope::{RopeTables, inverse_frequencies};
+use crate::rope::{Rope, RopeTables};
 use crate::weights::{ComputeDtype, Weights};
 
 /// A dense layer with the PyTorch weight layout `[out, in]`, used transposed (the layout burn's
@@ -206,7 +206,7 @@ pub struct LlamaForCausalLm<B: Backend> {
     pub model: LlamaModel<B>,
     pub lm_head: Option<Linear<B>>,
     config: Config,
-    inv_freq: Vec<f32>,
+    rope: Rope,
     dtype: ComputeDtype,
 }
 
@@ -241,7 +241,7 @@ impl<B: Backend> LlamaForCausalLm<B> {
             },
             lm_head,
             config: c.clone(),
-            inv_freq: inverse_frequencies(c),
+            rope: Rope::new(c)?,
             dtype: w.dtype(),
         })
     }
@@ -289,7 +289,7 @@ impl<B: Backend> LlamaForCausalLm<B> {
         let [_, seq] = ids.dims();
         let device = ids.device();
         let start = cache.as_ref().map_or(0, |c| c.position());
-        let rope = RopeTables::new(&self.inv_freq, start, seq, self.dtype.burn(), &device);
+        let rope = self.rope.tables(start, seq, self.dtype.burn(), &device);
         let mask = CausalMask {
             window: self.config.sliding_window(),
         };

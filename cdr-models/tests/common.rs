@@ -12,6 +12,29 @@ pub struct Expected {
     /// Max |transformers bf16 - transformers f32| over the fixture's tokens.
     pub transformers_bf16_max_abs_diff: f32,
     pub sequences: Vec<ExpectedSequence>,
+    /// Rope fixtures only: what transformers' rotary module uses for a forward of each length.
+    #[serde(default)]
+    pub rope: Vec<RopeReference>,
+    /// Rope fixtures only: every sequence's log-probs from one right-padded batch forward.
+    #[serde(default)]
+    pub batch_logprobs: Vec<Vec<f32>>,
+    /// Rope fixtures only: the longest sequence decoded on the cache one token a step after a prefill.
+    #[serde(default)]
+    pub cached: Option<CachedReference>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RopeReference {
+    pub seq_len: usize,
+    pub inv_freq: Vec<f32>,
+    pub attention_scaling: f64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CachedReference {
+    pub prefill: usize,
+    pub ids: Vec<u32>,
+    pub logprobs: Vec<f32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -27,6 +50,16 @@ pub const FIXTURES: [&str; 5] = [
     "mistral_sw",
     "llama_sharded",
     "qwen2_tiny",
+];
+
+/// One tiny Llama per scaled rope type (tools/make_fixtures.py `ROPE_FIXTURES`). Kept apart from
+/// [`FIXTURES`]: for dynamic and longrope a cached decode or a padded batch legitimately differs
+/// from the full forward of each sequence alone, as in transformers.
+pub const ROPE_FIXTURES: [&str; 4] = [
+    "llama_yarn",
+    "llama_longrope",
+    "llama_dynamic",
+    "llama_linear",
 ];
 
 pub fn fixture_dir(name: &str) -> PathBuf {

@@ -2,9 +2,15 @@
 
 mod common;
 
+use burn::tensor::{DType, Int, Tensor, TensorData, activation::log_softmax};
 use cdr_models::backend::Cpu;
+use cdr_models::rope::Rope;
 use cdr_models::{ComputeDtype, LoadOptions, ModelDir};
-use common::{FIXTURES, expected, fixture_dir, max_abs_diff};
+use common::{FIXTURES, ROPE_FIXTURES, expected, fixture_dir, max_abs_diff};
+
+fn all_fixtures() -> impl Iterator<Item = &'static str> {
+    FIXTURES.into_iter().chain(ROPE_FIXTURES)
+}
 
 fn check_fixture(name: &str, dtype: ComputeDtype, tolerance: Option<f32>) -> f32 {
     let device = Default::default();
@@ -39,14 +45,14 @@ fn check_fixture(name: &str, dtype: ComputeDtype, tolerance: Option<f32>) -> f32
 
 #[test]
 fn f32_matches_transformers() {
-    for name in FIXTURES {
+    for name in all_fixtures() {
         check_fixture(name, ComputeDtype::F32, Some(1e-4));
     }
 }
 
 #[test]
 fn bf16_stays_close_to_transformers_f32() {
-    for name in FIXTURES {
+    for name in all_fixtures() {
         check_fixture(name, ComputeDtype::BF16, None);
     }
 }
@@ -99,7 +105,7 @@ fn spans_score_only_the_requested_tokens() {
 
 #[test]
 fn tokenizer_matches_python_tokenizers() {
-    for name in FIXTURES {
+    for name in all_fixtures() {
         let tokenizer = ModelDir::new(fixture_dir(name)).tokenizer().unwrap();
         let mut checked = 0;
         for seq in expected(name).sequences {
@@ -124,4 +130,122 @@ fn out_of_vocabulary_ids_are_an_error() {
         .unwrap_err()
         .to_string();
     assert!(err.contains(&vocab.to_string()), "{err}");
+}
+
+#[test]
+fn rope_frequencies_match_transformers() {
+    for name in ROPE_FIXTURES {
+        let config = ModelDir::new(fixture_dir(name)).config().unwrap();
+        let rope = Rope::new(&config).unwrap();
+        let expected = expected(name);
+        assert!(!expected.rope.is_empty(), "{name}: no rope reference");
+        let mut worst = 0.0f32;
+        for r in &expected.rope {
+            let got = rope.frequencies(r.seq_len);
+            assert_eq!(got.len(), r.inv_freq.len(), "{name}");
+            for (g, w) in got.iter().zip(&r.inv_freq) {
+                worst = worst.max((g - w).abs() / w.abs());
+            }
+            let scale = f64::from(rope.attention_scaling());
+            assert!(
+                (scale - r.attention_scaling).abs() <= 1e-6 * r.attention_scaling,
+                "{name}: attention scaling {scale} vs transformers {}",
+                r.attention_scaling
+            );
+        }
+        println!("{name:14} inv_freq: max relative diff to transformers {worst:.3e}");
+        // Both sides compute in f32; a different pow implementation may round one ulp apart.
+        assert!(
+            worst <= 3e-7,
+            "{name}: inv_freq differs by {worst:e} (relative)"
+        );
+    }
+}
+
+/// transformers' batch forward takes the frequencies from the longest row (positions `0..width`),
+/// so for dynamic and longrope a short row scores differently than alone; cdr does the same.
+#[test]
+fn rope_padded_batch_matches_transformers_batch() {
+    let device = Default::default();
+    for name in ROPE_FIXTURES {
+        let model = ModelDir::new(fixture_dir(name))
+            .load::<Cpu>(&device, LoadOptions::default())
+            .unwrap();
+        let expected = expected(name);
+        let seqs: Vec<&[u32]> = expected
+            .sequences
+            .iter()
+            .map(|s| s.ids.as_slice())
+            .collect();
+        assert_eq!(expected.batch_logprobs.len(), seqs.len(), "{name}");
+        let batched = model.token_logprobs(&seqs).unwrap();
+        let mut worst = 0.0f32;
+        let mut vs_alone = 0.0f32;
+        for ((got, want), seq) in batched
+            .iter()
+            .zip(&expected.batch_logprobs)
+            .zip(&expected.sequences)
+        {
+            worst = worst.max(max_abs_diff(got, want));
+            vs_alone = vs_alone.max(max_abs_diff(got, &seq.logprobs));
+        }
+        println!(
+            "{name:14} padded batch: max |diff| to transformers' batch {worst:.3e} \
+             (to each sequence alone {vs_alone:.3e})"
+        );
+        assert!(worst <= 1e-4, "{name}: padded batch differs by {worst:e}");
+        if !model
+            .config()
+            .rope_scaling_kind()
+            .unwrap()
+            .depends_on_length()
+        {
+            assert!(
+                vs_alone <= 1e-4,
+                "{name}: batch differs from alone by {vs_alone:e}"
+            );
+        }
+    }
+}
+
+/// A prefill and then one token a step on the cache, as transformers' `generate` runs it: for
+/// dynamic and longrope each step's query and key get the frequencies of the length reached so far
+/// while the cached keys keep theirs.
+#[test]
+fn rope_cached_decoding_matches_transformers_steps() {
+    let device = Default::default();
+    for name in ROPE_FIXTURES {
+        let model = ModelDir::new(fixture_dir(name))
+            .load::<Cpu>(&device, LoadOptions::default())
+            .unwrap();
+        let expected = expected(name);
+        let cached = expected.cached.as_ref().unwrap();
+        let ids = &cached.ids;
+        let vocab = model.config().vocab_size;
+        let step = |cache: &mut cdr_models::KvCache<Cpu>, chunk: &[u32], next: &[u32]| {
+            let data: Vec<i32> = chunk.iter().map(|&i| i as i32).collect();
+            let x =
+                Tensor::<Cpu, 2, Int>::from_data(TensorData::new(data, [1, chunk.len()]), &device);
+            let hidden = model.forward_cached(x, cache).unwrap();
+            let [_, s, h] = hidden.dims();
+            let lp = log_softmax(model.logits(hidden.reshape([s, h])).cast(DType::F32), 1);
+            let values = lp.into_data().to_vec::<f32>().unwrap();
+            next.iter()
+                .enumerate()
+                .map(|(t, &id)| values[t * vocab + id as usize])
+                .collect::<Vec<f32>>()
+        };
+        let mut cache = model.new_cache();
+        let p = cached.prefill;
+        let mut got = step(&mut cache, &ids[..p], &ids[1..=p]);
+        for t in p..ids.len() - 1 {
+            got.extend(step(&mut cache, &ids[t..=t], &ids[t + 1..=t + 1]));
+        }
+        let diff = max_abs_diff(&got, &cached.logprobs);
+        println!(
+            "{name:14} cached decoding (prefill {p}, {} steps): max |diff| to transformers {diff:.3e}",
+            ids.len() - 1 - p
+        );
+        assert!(diff <= 1e-4, "{name}: cached decoding differs by {diff:e}");
+    }
 }
