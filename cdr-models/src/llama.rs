@@ -246,6 +246,11 @@ impl<B: Backend> LlamaForCausalLm<B> {
         })
     }
 
+    /// The rotary embedding (frequencies, scaling) of this model.
+    pub fn rope(&self) -> &Rope {
+        &self.rope
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }

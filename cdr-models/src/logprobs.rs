@@ -29,7 +29,8 @@ impl<'a> ScoreSpan<'a> {
 
 impl<B: Backend> LlamaForCausalLm<B> {
     /// `log p(ids[t] | ids[..t])` for `t in 1..len` of each sequence (f32, log-softmax over the full
-    /// vocabulary). Sequences may differ in length; they are right-padded into one batch.
+    /// vocabulary). Sequences may differ in length; they are right-padded into one batch, and each
+    /// gets what it gets alone.
     pub fn token_logprobs(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
         let spans: Vec<ScoreSpan<'_>> = batch.iter().map(|ids| ScoreSpan::all(ids)).collect();
         self.score_spans(&spans)
@@ -38,14 +39,41 @@ impl<B: Backend> LlamaForCausalLm<B> {
     /// Log-probabilities of the tokens `ids[start..]` of each span, in one padded forward pass. The
     /// vocabulary projection and log-softmax run only at the requested positions. When every span
     /// starts with the same tokens (at least [`MIN_SHARED_PREFIX`] before the first scored one), that
-    /// prefix runs once and its keys/values serve all continuations.
+    /// prefix runs once and its keys/values serve all continuations. Each span gets what it gets
+    /// scored alone, also with a length-dependent rope (dynamic, longrope), whose mixed-regime
+    /// batches are scored one span at a time.
     pub fn score_spans(&self, batch: &[ScoreSpan<'_>]) -> Result<Vec<Vec<f32>>> {
         self.validate(batch)?;
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        // Length-dependent rope (dynamic NTK, longrope) gives a forward the frequencies of the
+        // longest position it reaches. transformers scores a sequence alone with its own; a batch
+        // (or a shared prefix run on its own) whose lengths fall in another regime would not, so
+        // such a batch is scored one sequence at a time.
+        let longest = batch.iter().map(|s| s.ids.len()).max().unwrap_or(0);
+        let rope = self.rope();
+        if batch.len() > 1
+            && !batch
+                .iter()
+                .all(|s| rope.same_frequencies(s.ids.len(), longest))
+        {
+            return batch
+                .iter()
+                .map(|span| {
+                    Ok(self
+                        .score_spans(std::slice::from_ref(span))?
+                        .into_iter()
+                        .next()
+                        .unwrap_or_default())
+                })
+                .collect();
+        }
         let prefix = shared_prefix(batch);
-        let (hidden, rows, targets) = if batch.len() > 1 && prefix >= MIN_SHARED_PREFIX {
+        let (hidden, rows, targets) = if batch.len() > 1
+            && prefix >= MIN_SHARED_PREFIX
+            && rope.same_frequencies(prefix, longest)
+        {
             self.continuation_states(batch, prefix)?
         } else {
             self.padded_states(batch)

@@ -144,6 +144,23 @@ impl Rope {
         }
     }
 
+    /// Whether forwards reaching `a` and `b` positions use the same frequencies. Always for static
+    /// types; for dynamic NTK when both stay within `max_position_embeddings` (or are equal); for
+    /// longrope when both fall on the same side of the original context.
+    pub fn same_frequencies(&self, a: usize, b: usize) -> bool {
+        match &self.scaling {
+            RopeScaling::Dynamic {
+                max_position_embeddings: max,
+                ..
+            } => a == b || (a <= *max && b <= *max),
+            RopeScaling::LongRope {
+                original_max_position_embeddings: max,
+                ..
+            } => (a > *max) == (b > *max),
+            _ => true,
+        }
+    }
+
     /// Tables for positions `start..start + len`, with the frequencies of a forward that reaches
     /// position `start + len - 1`: a whole padded batch, or a decoding step after `start` cached
     /// positions (whose keys keep the rotation they were cached with, as in transformers).

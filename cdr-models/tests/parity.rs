@@ -5,7 +5,7 @@ mod common;
 use burn::tensor::{DType, Int, Tensor, TensorData, activation::log_softmax};
 use cdr_models::backend::Cpu;
 use cdr_models::rope::Rope;
-use cdr_models::{ComputeDtype, LoadOptions, ModelDir};
+use cdr_models::{ComputeDtype, LoadOptions, ModelDir, ScoreSpan};
 use common::{FIXTURES, ROPE_FIXTURES, expected, fixture_dir, max_abs_diff};
 
 fn all_fixtures() -> impl Iterator<Item = &'static str> {
@@ -163,7 +163,8 @@ fn rope_frequencies_match_transformers() {
 }
 
 /// transformers' batch forward takes the frequencies from the longest row (positions `0..width`),
-/// so for dynamic and longrope a short row scores differently than alone; cdr does the same.
+/// so for dynamic and longrope a short row scores differently than alone; cdr's padded forward
+/// does the same. (Scoring does not batch such rows: see the test below.)
 #[test]
 fn rope_padded_batch_matches_transformers_batch() {
     let device = Default::default();
@@ -178,7 +179,8 @@ fn rope_padded_batch_matches_transformers_batch() {
             .map(|s| s.ids.as_slice())
             .collect();
         assert_eq!(expected.batch_logprobs.len(), seqs.len(), "{name}");
-        let batched = model.token_logprobs(&seqs).unwrap();
+        let spans: Vec<ScoreSpan<'_>> = seqs.iter().map(|ids| ScoreSpan::all(ids)).collect();
+        let batched = model.score_spans_padded(&spans).unwrap();
         let mut worst = 0.0f32;
         let mut vs_alone = 0.0f32;
         for ((got, want), seq) in batched
@@ -247,5 +249,69 @@ fn rope_cached_decoding_matches_transformers_steps() {
             ids.len() - 1 - p
         );
         assert!(diff <= 1e-4, "{name}: cached decoding differs by {diff:e}");
+    }
+}
+
+/// Scoring (`score_spans`: batches, shared prefixes) must give each sequence what transformers
+/// gives it alone, also where the rope depends on the length a forward reaches.
+#[test]
+fn rope_scoring_batches_match_each_sequence_alone() {
+    let device = Default::default();
+    for name in ROPE_FIXTURES {
+        let model = ModelDir::new(fixture_dir(name))
+            .load::<Cpu>(&device, LoadOptions::default())
+            .unwrap();
+        let expected = expected(name);
+        let spans: Vec<ScoreSpan<'_>> = expected
+            .sequences
+            .iter()
+            .filter(|s| s.ids.len() >= 2)
+            .map(|s| ScoreSpan {
+                ids: &s.ids,
+                start: 1,
+            })
+            .collect();
+        let scored = model.score_spans(&spans).unwrap();
+        let mut worst = 0.0f32;
+        for (got, seq) in scored
+            .iter()
+            .zip(expected.sequences.iter().filter(|s| s.ids.len() >= 2))
+        {
+            worst = worst.max(max_abs_diff(got, &seq.logprobs));
+        }
+        // Prefixes of the longest sequence: one shared prompt, continuations on both sides of
+        // the original context.
+        let longest = &expected
+            .sequences
+            .iter()
+            .max_by_key(|s| s.ids.len())
+            .unwrap()
+            .ids;
+        let lengths = [20usize, 33, 66, longest.len()];
+        let shared: Vec<ScoreSpan<'_>> = lengths
+            .iter()
+            .map(|&n| ScoreSpan {
+                ids: &longest[..n],
+                start: 18,
+            })
+            .collect();
+        let together = model.score_spans(&shared).unwrap();
+        let mut worst_shared = 0.0f32;
+        for (got, span) in together.iter().zip(&shared) {
+            let alone = model.score_spans(std::slice::from_ref(span)).unwrap();
+            worst_shared = worst_shared.max(max_abs_diff(got, &alone[0]));
+        }
+        println!(
+            "{name:14} score_spans: max |diff| to transformers alone {worst:.3e}; shared prefix vs \
+             alone {worst_shared:.3e}"
+        );
+        assert!(
+            worst <= 1e-4,
+            "{name}: batch differs from alone by {worst:e}"
+        );
+        assert!(
+            worst_shared <= 1e-5,
+            "{name}: shared-prefix batch differs from alone by {worst_shared:e}"
+        );
     }
 }
