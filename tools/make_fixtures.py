@@ -455,6 +455,23 @@ def qwen2_tiny_config() -> Qwen2Config:
     )
 
 
+def qwen2_sw_config() -> Qwen2Config:
+    # Qwen2 slides only in the layers from max_window_layers on (transformers writes them out as
+    # layer_types): layer 0 attends to everything, layers 1 and 2 to the last 12 keys.
+    return Qwen2Config(
+        **{**COMMON, "num_hidden_layers": 3},
+        hidden_size=32,
+        intermediate_size=64,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        rope_theta=1000000.0,
+        tie_word_embeddings=True,
+        use_sliding_window=True,
+        sliding_window=12,
+        max_window_layers=1,
+    )
+
+
 # name, config factory, model class, seed, storage dtype, sharded, rope form in config.json
 FIXTURES = [
     ("llama_gqa", llama_gqa_config, LlamaForCausalLM, 1001, torch.float32, False, "top_level"),
@@ -462,6 +479,7 @@ FIXTURES = [
     ("mistral_sw", mistral_sw_config, MistralForCausalLM, 3003, torch.float16, False, "nested"),
     ("llama_sharded", llama_gqa_config, LlamaForCausalLM, 4004, torch.float32, True, "nested"),
     ("qwen2_tiny", qwen2_tiny_config, Qwen2ForCausalLM, 5005, torch.bfloat16, False, "nested"),
+    ("qwen2_sw", qwen2_sw_config, Qwen2ForCausalLM, 5115, torch.bfloat16, False, "nested"),
 ]
 
 # Chat template (a file of TEMPLATES_DIR, without ".jinja"), bos_token and eos_token written into
@@ -472,6 +490,7 @@ FIXTURE_CHAT = {
     "mistral_sw": ("mistral", "<s>", "</s>"),
     "llama_sharded": ("chatml", "<s>", "<|im_end|>"),
     "qwen2_tiny": ("chatml", "<s>", "<|im_end|>"),
+    "qwen2_sw": ("chatml", "<s>", "<|im_end|>"),
     "llama_yarn": ("chatml", "<s>", "<|im_end|>"),
     "llama_longrope": ("chatml", "<s>", "<|im_end|>"),
     "llama_dynamic": ("chatml", "<s>", "<|im_end|>"),
@@ -656,6 +675,8 @@ def build_fixture(tok: Tokenizer, index: int, spec) -> dict:
     check_norms_matter(ref, seqs)
     if name == "mistral_sw":
         check_sliding_window(cls, folder, ref, seqs)
+    if name == "qwen2_sw":
+        check_qwen2_layer_windows(cls, folder, ref, seqs)
     if name == "llama3_tied":
         check_llama3_regimes(ref.config)
 
@@ -728,6 +749,23 @@ def check_sliding_window(cls, folder: Path, ref, seqs) -> None:
     assert diff > 1e-3, f"sliding window not applied (max diff {diff})"
     assert abs(with_window[window] - no_window[window]) > 1e-6, "first windowed position unchanged"
     print(f"  mistral_sw: removing the window changes log-probs by up to {diff:.3f}")
+
+
+def check_qwen2_layer_windows(cls, folder: Path, ref, seqs) -> None:
+    """Only layers 1 and 2 slide: sliding in every layer, or in none, must both change the result."""
+    assert ref.config.layer_types == ["full_attention", "sliding_attention", "sliding_attention"], (
+        ref.config.layer_types)
+    longest = max(seqs, key=lambda s: len(s["ids"]))
+    window = ref.config.sliding_window
+    assert len(longest["ids"]) > 2 * window
+    for what, overrides in (
+        ("every layer sliding", {"layer_types": ["sliding_attention"] * 3}),
+        ("no layer sliding", {"layer_types": ["full_attention"] * 3}),
+    ):
+        other = load_reference(cls, folder, **overrides)
+        diff = max(abs(a - b) for a, b in zip(score(other, longest["ids"]), longest["logprobs"]))
+        assert diff > 1e-3, f"qwen2_sw: {what} gives the same log-probs (max diff {diff})"
+        print(f"  qwen2_sw: {what} changes log-probs by up to {diff:.3f}")
 
 
 # --------------------------------------------------------------------------------------

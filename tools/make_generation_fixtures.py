@@ -39,7 +39,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "cdr-models" / "tests" / "fixtures"
-NAMES = ["llama_gqa", "llama3_tied", "mistral_sw", "llama_sharded", "qwen2_tiny"]
+NAMES = ["llama_gqa", "llama3_tied", "mistral_sw", "llama_sharded", "qwen2_tiny", "qwen2_sw"]
 MAX_NEW_TOKENS = 24
 
 CONVERSATIONS = [

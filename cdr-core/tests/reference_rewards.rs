@@ -91,13 +91,7 @@ fn pair_with_strong(
         max_batch_tokens: 1024,
         ..ScoreOptions::default()
     };
-    DensityRatio::load(
-        strong,
-        models.join(&e.weak),
-        &Default::default(),
-        options,
-    )
-    .unwrap()
+    DensityRatio::load(strong, models.join(&e.weak), &Default::default(), options).unwrap()
 }
 
 #[test]

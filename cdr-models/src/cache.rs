@@ -9,22 +9,22 @@ use crate::error::{ModelError, Result};
 /// Keys and values `[batch, kept, kv_heads, head_dim]` per layer, and the absolute position of the
 /// next token.
 ///
-/// A sliding-window model keeps only the last `window` positions: no later query can see further
+/// A sliding-window layer keeps only the last `window` positions: no later query can see further
 /// back, and attention masks by relative position, so dropping older keys changes nothing.
 #[derive(Debug, Clone)]
 pub struct KvCache<B: Backend> {
     layers: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
     position: usize,
-    window: Option<usize>,
+    windows: Vec<Option<usize>>,
 }
 
 impl<B: Backend> KvCache<B> {
-    /// An empty cache for a model of `layers` decoder layers.
-    pub fn new(layers: usize, window: Option<usize>) -> Self {
+    /// An empty cache for decoder layers with these attention windows (`None`: full attention).
+    pub fn new(windows: Vec<Option<usize>>) -> Self {
         Self {
-            layers: vec![None; layers],
+            layers: vec![None; windows.len()],
             position: 0,
-            window,
+            windows,
         }
     }
 
@@ -42,13 +42,22 @@ impl<B: Backend> KvCache<B> {
             .map(|(k, _)| k.dims()[0])
     }
 
-    /// Positions stored per row (at most the window for sliding-window models).
+    /// Positions stored per row, layer by layer (0 before the first forward).
+    pub fn stored_by_layer(&self) -> Vec<usize> {
+        self.layers
+            .iter()
+            .map(|kv| kv.as_ref().map_or(0, |(k, _)| k.dims()[1]))
+            .collect()
+    }
+
+    /// Most positions stored per row by any layer (at most the window for sliding-window layers).
     pub fn stored(&self) -> usize {
         self.layers
             .iter()
             .flatten()
-            .next()
-            .map_or(0, |(k, _)| k.dims()[1])
+            .map(|(k, _)| k.dims()[1])
+            .max()
+            .unwrap_or(0)
     }
 
     /// Each row repeated `n` times in place (`[a, b]` → `[a, a, b, b]` for `n = 2`): a prompt
@@ -89,7 +98,7 @@ impl<B: Backend> KvCache<B> {
                 .map(|kv| kv.clone().map(|(k, v)| (f(k), f(v))))
                 .collect(),
             position: self.position,
-            window: self.window,
+            windows: self.windows.clone(),
         }
     }
 
@@ -109,7 +118,8 @@ impl<B: Backend> KvCache<B> {
             None => (k, v),
         };
         let len = k.dims()[1];
-        let keep = self.window.map_or(len, |w| w.max(1).min(len));
+        let window = self.windows.get(layer).copied().flatten();
+        let keep = window.map_or(len, |w| w.max(1).min(len));
         self.layers[layer] = Some((
             k.clone().narrow(1, len - keep, keep),
             v.clone().narrow(1, len - keep, keep),

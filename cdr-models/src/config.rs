@@ -182,6 +182,12 @@ pub struct Config {
     /// Qwen2 only applies `sliding_window` when this is set.
     #[serde(default)]
     pub use_sliding_window: Option<bool>,
+    /// Qwen2: per layer `full_attention` or `sliding_attention` (transformers 5 writes it).
+    #[serde(default)]
+    pub layer_types: Option<Vec<String>>,
+    /// Qwen2 configs without `layer_types`: layers from this index on slide (default 28).
+    #[serde(default)]
+    pub max_window_layers: Option<usize>,
     #[serde(default)]
     pub hidden_act: Option<String>,
     #[serde(default)]
@@ -270,6 +276,23 @@ impl Config {
                 "`hidden_act` `{act}` is not supported (only silu)"
             )));
         }
+        if let Some(types) = &self.layer_types {
+            if types.len() != self.num_hidden_layers {
+                return Err(bad(format!(
+                    "`layer_types` has {} entries for {} layers",
+                    types.len(),
+                    self.num_hidden_layers
+                )));
+            }
+            if let Some(t) = types
+                .iter()
+                .find(|t| *t != "full_attention" && *t != "sliding_attention")
+            {
+                return Err(bad(format!(
+                    "`layer_types` entry `{t}` is not supported (full_attention, sliding_attention)"
+                )));
+            }
+        }
         if self.sliding_window == Some(Some(0)) {
             return Err(bad("`sliding_window` must be positive or null".into()));
         }
@@ -321,6 +344,26 @@ impl Config {
                 .flatten()
                 .filter(|_| self.use_sliding_window.unwrap_or(false)),
         }
+    }
+
+    /// The attention window of each decoder layer (`None`: full causal attention). Mistral slides
+    /// in every layer; Qwen2 in the layers `layer_types` marks `sliding_attention`, or without it
+    /// in those from `max_window_layers` on — and only with `use_sliding_window`, as transformers.
+    pub fn layer_windows(&self) -> Vec<Option<usize>> {
+        let window = self.sliding_window();
+        (0..self.num_hidden_layers)
+            .map(|i| match self.architecture() {
+                Architecture::Llama => None,
+                Architecture::Mistral => window,
+                Architecture::Qwen2 => {
+                    let slides = match &self.layer_types {
+                        Some(types) => types.get(i).is_some_and(|t| t == "sliding_attention"),
+                        None => i >= self.max_window_layers.unwrap_or(28),
+                    };
+                    window.filter(|_| slides)
+                }
+            })
+            .collect()
     }
 
     /// Whether q/k/v projections carry a bias (always for Qwen2, `attention_bias` for Llama).
@@ -747,5 +790,57 @@ mod tests {
         }
         let err = kind(r#""rope_scaling": {"type": "yarn"}"#).unwrap_err();
         assert!(err.contains("config.json") && err.contains("yarn"), "{err}");
+    }
+
+    #[test]
+    fn qwen2_windows_per_layer_from_layer_types_or_max_window_layers() {
+        let base = r#""vocab_size": 10, "hidden_size": 8, "intermediate_size": 16,
+            "num_hidden_layers": 3, "num_attention_heads": 2, "model_type": "qwen2""#;
+        let typed = parse(&format!(
+            r#"{{{base}, "use_sliding_window": true, "sliding_window": 4,
+            "layer_types": ["sliding_attention", "full_attention", "sliding_attention"]}}"#
+        ))
+        .unwrap();
+        assert_eq!(typed.layer_windows(), vec![Some(4), None, Some(4)]);
+        let by_index = parse(&format!(
+            r#"{{{base}, "use_sliding_window": true, "sliding_window": 4, "max_window_layers": 2}}"#
+        ))
+        .unwrap();
+        assert_eq!(by_index.layer_windows(), vec![None, None, Some(4)]);
+        // Without use_sliding_window nothing slides, whatever the layer types say.
+        let off = parse(&format!(
+            r#"{{{base}, "sliding_window": 4, "layer_types": ["sliding_attention", "full_attention", "full_attention"]}}"#
+        ))
+        .unwrap();
+        assert_eq!(off.layer_windows(), vec![None; 3]);
+        let short = parse(&format!(r#"{{{base}, "layer_types": ["full_attention"]}}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            short.contains("`layer_types` has 1 entries for 3 layers"),
+            "{short}"
+        );
+        let odd = parse(&format!(
+            r#"{{{base}, "layer_types": ["full_attention", "chunked_attention", "full_attention"]}}"#
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(odd.contains("chunked_attention"), "{odd}");
+    }
+
+    #[test]
+    fn mistral_slides_everywhere_llama_nowhere() {
+        let base = r#""vocab_size": 10, "hidden_size": 8, "intermediate_size": 16,
+            "num_hidden_layers": 2, "num_attention_heads": 2"#;
+        let m = parse(&format!(
+            r#"{{"model_type": "mistral", {base}, "sliding_window": 5}}"#
+        ))
+        .unwrap();
+        assert_eq!(m.layer_windows(), vec![Some(5), Some(5)]);
+        let l = parse(&format!(
+            r#"{{"model_type": "llama", {base}, "sliding_window": 5}}"#
+        ))
+        .unwrap();
+        assert_eq!(l.layer_windows(), vec![None, None]);
     }
 }

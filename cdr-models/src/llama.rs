@@ -207,6 +207,8 @@ pub struct LlamaForCausalLm<B: Backend> {
     pub lm_head: Option<Linear<B>>,
     config: Config,
     rope: Rope,
+    /// Attention window per layer ([`Config::layer_windows`]).
+    windows: Vec<Option<usize>>,
     dtype: ComputeDtype,
 }
 
@@ -242,6 +244,7 @@ impl<B: Backend> LlamaForCausalLm<B> {
             lm_head,
             config: c.clone(),
             rope: Rope::new(c)?,
+            windows: c.layer_windows(),
             dtype: w.dtype(),
         })
     }
@@ -275,7 +278,7 @@ impl<B: Backend> LlamaForCausalLm<B> {
 
     /// An empty key/value cache for [`Self::forward_cached`].
     pub fn new_cache(&self) -> KvCache<B> {
-        KvCache::new(self.model.layers.len(), self.config.sliding_window())
+        KvCache::new(self.windows.clone())
     }
 
     /// Final hidden states for `ids` `[batch, seq]` continuing the positions `cache` holds (all rows
@@ -295,13 +298,10 @@ impl<B: Backend> LlamaForCausalLm<B> {
         let device = ids.device();
         let start = cache.as_ref().map_or(0, |c| c.position());
         let rope = self.rope.tables(start, seq, self.dtype.burn(), &device);
-        let mask = CausalMask {
-            window: self.config.sliding_window(),
-        };
         let mut x = self.model.embed_tokens.forward(ids);
-        for (i, layer) in self.model.layers.iter().enumerate() {
+        for (i, (layer, &window)) in self.model.layers.iter().zip(&self.windows).enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| (c, i));
-            x = layer.forward(x, &rope, mask, layer_cache);
+            x = layer.forward(x, &rope, CausalMask { window }, layer_cache);
         }
         if let Some(cache) = cache {
             cache.advance(seq);

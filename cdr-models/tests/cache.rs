@@ -69,11 +69,14 @@ fn cached_decoding_matches_the_full_forward() {
                 at = end;
             }
             assert_eq!(cache.position(), ids.len() - 1);
-            if let Some(window) = model.config().sliding_window() {
-                assert!(
-                    window < ids.len() && cache.stored() <= window,
-                    "{name}: the cache holds {} positions for a window of {window}",
-                    cache.stored()
+            // Sliding layers keep only their window; full-attention layers keep everything.
+            let windows = model.config().layer_windows();
+            for (layer, (window, stored)) in windows.iter().zip(cache.stored_by_layer()).enumerate()
+            {
+                let want = window.map_or(ids.len() - 1, |w| w.min(ids.len() - 1));
+                assert_eq!(
+                    stored, want,
+                    "{name}: layer {layer} (window {window:?}) holds {stored} positions"
                 );
             }
             let vs_full = max_abs_diff(&got, &full);

@@ -44,12 +44,13 @@ pub struct ExpectedSequence {
     pub logprobs: Vec<f32>,
 }
 
-pub const FIXTURES: [&str; 5] = [
+pub const FIXTURES: [&str; 6] = [
     "llama_gqa",
     "llama3_tied",
     "mistral_sw",
     "llama_sharded",
     "qwen2_tiny",
+    "qwen2_sw",
 ];
 
 /// One tiny Llama per scaled rope type (tools/make_fixtures.py `ROPE_FIXTURES`). Kept apart from
