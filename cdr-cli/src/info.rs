@@ -91,8 +91,13 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
         config.rope_theta(),
         config.rope_scaling_kind().map_err(anyhow::Error::msg)?
     );
-    if let Some(w) = config.sliding_window() {
-        println!("sliding window: {w}");
+    let windows = config.layer_windows();
+    let sliding = windows.iter().filter(|w| w.is_some()).count();
+    if let Some(w) = windows.iter().flatten().next() {
+        println!(
+            "sliding window: {w} keys, in {sliding} of {} layers",
+            windows.len()
+        );
     }
     let storage = storage(&path, dir.is_gguf())?;
     let storage: Vec<String> = storage.iter().map(|(k, n)| format!("{k} x{n}")).collect();
