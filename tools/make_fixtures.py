@@ -539,6 +539,31 @@ def check_tokenizer_folder(folder: Path, name: str, tok: Tokenizer, seqs) -> Non
             assert hf(s["text"], add_special_tokens=True)["input_ids"] == s["ids"]
 
 
+# Texts where transformers' Qwen2Tokenizer (what AutoTokenizer builds for model_type qwen2) and
+# the fixture's own tokenizer.json pipeline (GPT-2 style ByteLevel regex, no normalizer) disagree:
+# runs of whitespace before newlines and words, and a decomposed accent that NFC composes.
+QWEN2_TOKENIZATION_TEXTS = [
+    "def f(x):\n    return x\n\n\n   It prints.",
+    "Ça va? 10,000 'll 's  ",
+    "cafe\u0301 au lait\r\n  \tdone",
+    "Hello  world\t\ttabs\r\n  x",
+]
+
+
+def write_transformers_tokenization(folder: Path, tok: Tokenizer) -> None:
+    """AutoTokenizer's ids for texts where its class differs from tokenizer.json as written."""
+    auto = AutoTokenizer.from_pretrained(folder)
+    assert type(auto).__name__ == "Qwen2Tokenizer", type(auto)
+    rows = []
+    for text in QWEN2_TOKENIZATION_TEXTS:
+        ids = auto(text, add_special_tokens=False)["input_ids"]
+        rows.append({"text": text, "ids": ids, "tokenizer_json_ids": tok.encode(text).ids})
+    assert any(r["ids"] != r["tokenizer_json_ids"] for r in rows), "no text tells the two apart"
+    with open(folder / "transformers_tokenization.json", "w", encoding="utf-8") as f:
+        json.dump({"class": type(auto).__name__, "texts": rows}, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+
+
 def reinit_(model: torch.nn.Module, seed: int) -> None:
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -661,6 +686,8 @@ def build_fixture(tok: Tokenizer, index: int, spec) -> dict:
     check_reload_matches(ref, folder, storage_dtype)
     seqs = make_sequences(tok, seed=seed + 17)
     check_tokenizer_folder(folder, name, tok, seqs)
+    if cls is Qwen2ForCausalLM:
+        write_transformers_tokenization(folder, tok)
     for s in seqs:
         s["logprobs"] = score(ref, s["ids"])
         assert len(s["logprobs"]) == len(s["ids"]) - 1

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::gguf;
 use crate::llama::LlamaForCausalLm;
 use crate::safetensors::SafetensorsWeights;
-use crate::tokenizer::{TOKENIZER_FILE, Tokenizer, load_tokenizer};
+use crate::tokenizer::{TOKENIZER_FILE, Tokenizer, as_transformers_loads, load_tokenizer};
 use crate::weights::{ComputeDtype, Weights};
 
 pub const CONFIG_FILE: &str = "config.json";
@@ -64,7 +64,13 @@ impl ModelDir {
         if self.is_gguf() {
             return gguf_tokenizer(&gguf::GgufFile::open(&self.path)?);
         }
-        load_tokenizer(self.path.join(TOKENIZER_FILE))
+        let tokenizer = load_tokenizer(self.path.join(TOKENIZER_FILE))?;
+        // The model type decides how transformers builds the tokenizer; a broken config.json is
+        // reported where the model loads, so here it only leaves the file as written.
+        match self.config() {
+            Ok(config) => as_transformers_loads(tokenizer, &config.model_type),
+            Err(_) => Ok(tokenizer),
+        }
     }
 
     /// The chat template stored in a GGUF file. Directories keep theirs in
