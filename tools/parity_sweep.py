@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 from transformers import (
     AutoModelForCausalLM,
+    AutoTokenizer,
     LlamaConfig,
     LlamaForCausalLM,
     MistralConfig,
@@ -80,7 +81,8 @@ def draw_config(rng: random.Random, vocab: int):
         num_key_value_heads=kv,
         rms_norm_eps=rng.choice([1e-5, 1e-6]),
         tie_word_embeddings=rng.random() < 0.5,
-        max_position_embeddings=256,
+        # 64 lets dynamic NTK scaling act on the longer rows.
+        max_position_embeddings=rng.choice([64, 256]),
         bos_token_id=1,
         eos_token_id=2,
     )
@@ -89,16 +91,25 @@ def draw_config(rng: random.Random, vocab: int):
     theta = rng.choice([10000.0, 500000.0, 1000.0])
     scaling = None
     if arch == "llama":
-        scaling = rng.choice([None, None, {"rope_type": "linear", "factor": 2.0},
-                              {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                               "high_freq_factor": 4.0, "original_max_position_embeddings": 32}])
+        half = head_dim // 2
+        scaling = rng.choice([
+            None, None, {"rope_type": "linear", "factor": 2.0},
+            {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+             "high_freq_factor": 4.0, "original_max_position_embeddings": 32},
+            {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32},
+            {"rope_type": "dynamic", "factor": 2.0},
+            {"rope_type": "longrope", "original_max_position_embeddings": 32,
+             "short_factor": [1.0 + 0.1 * i for i in range(half)],
+             "long_factor": [1.0 + 0.8 * i for i in range(half)]},
+        ])
         cfg = LlamaConfig(**common, attention_bias=rng.random() < 0.3, mlp_bias=rng.random() < 0.3)
         cls = LlamaForCausalLM
     elif arch == "mistral":
         cfg = MistralConfig(**common, sliding_window=rng.choice([8, 16, None, 4096]))
         cls = MistralForCausalLM
     else:
-        cfg = Qwen2Config(**common, use_sliding_window=False)
+        cfg = Qwen2Config(**common, use_sliding_window=rng.random() < 0.5, sliding_window=8,
+                          max_window_layers=rng.choice([0, 1, 2]))
         cls = Qwen2ForCausalLM
     params = {"rope_type": "default", "rope_theta": theta}
     if scaling:
@@ -163,7 +174,10 @@ def reference(tok, model, full, prompt_len):
 
 def run_cdr(model_dir: Path, rows_path: Path, out_path: Path):
     cmd = [str(CDR), "logprobs", "--model", str(model_dir), "--input", str(rows_path), "--output",
-           str(out_path), "--per-token", "--no-cache", "--fresh", "-q"]
+           str(out_path), "--per-token", "--no-cache", "--fresh", "-q",
+           # The reference does not truncate (some published templates write 3,000-token system
+           # prompts, past the default limit of 2,048 prompt tokens).
+           "--max-prompt-tokens", "1000000", "--max-response-tokens", "1000000"]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         return res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit {res.returncode}"
@@ -220,14 +234,20 @@ def main():
         # The reference is the saved checkpoint as a user loads it, computed in f32 (loading
         # also rebuilds the rotary tables in f32, which a model cast to bf16 in memory lost).
         ref_model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-        refs = [reference(tok, ref_model, full, plen) for full, plen in texts]
+        # Tokenized as a user's AutoTokenizer does (for qwen2 that is transformers' own
+        # Qwen2Tokenizer, not the tokenizer.json pipeline as written).
+        ref_tok = AutoTokenizer.from_pretrained(folder)
+        texts = [scored_text(ref_tok, messages_of(row), row[key]) for row in ROWS
+                 for key in ("chosen", "rejected")]
+        refs = [reference(ref_tok, ref_model, full, plen) for full, plen in texts]
         rows_path = folder / "rows.jsonl"
         rows_path.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
         got = run_cdr(folder, rows_path, folder / "out.jsonl")
         desc = (f"{arch:7} L{cfg.num_hidden_layers} h{cfg.hidden_size} {cfg.num_attention_heads}/"
                 f"{cfg.num_key_value_heads}x{getattr(cfg, 'head_dim', None) or cfg.hidden_size // cfg.num_attention_heads}"
                 f" tie={int(cfg.tie_word_embeddings)} {str(dtype)[6:]:8} rope={cfg.rope_parameters.get('rope_type')}"
-                f" sw={getattr(cfg, 'sliding_window', None)} template={name}")
+                f" sw={getattr(cfg, 'sliding_window', None)}"
+                f"{'/' + ''.join(t[0] for t in cfg.layer_types) if arch == 'qwen2' else ''} template={name}")
         if isinstance(got, str):
             failures.append(f"{desc}: cdr failed: {got}")
             print(f"FAIL {desc}: {got}")

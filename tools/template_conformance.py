@@ -74,6 +74,16 @@ CASES = [
         "  Here:\n```json\n{\"a\": 1, \"b\": [2, 3]}\n```\nDone. ",
     ),
     (
+        "code-and-spacing",
+        [
+            system("Answer briefly."),
+            user("def add(a, b): what does it return?"),
+            assistant("for i in range(3):\n    print(i)"),
+            user("Now count down instead, from three to one, please."),
+        ],
+        "   It prints the sum\nof a and b.\n",
+    ),
+    (
         "system-multi-turn",
         [
             system("Answer in French."),
