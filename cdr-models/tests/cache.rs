@@ -5,13 +5,11 @@
 mod common;
 
 use burn::tensor::{DType, Int, Tensor, TensorData, activation::log_softmax};
-use cdr_models::{LlamaForCausalLm, LoadOptions, ModelDir, ScoreSpan, backend::Cpu};
-use common::{FIXTURES, expected, fixture_dir, max_abs_diff};
+use cdr_models::{LlamaForCausalLm, ScoreSpan, backend::Cpu};
+use common::{FIXTURES, expected, max_abs_diff};
 
 fn load(name: &str) -> LlamaForCausalLm<Cpu> {
-    ModelDir::new(fixture_dir(name))
-        .load::<Cpu>(&Default::default(), LoadOptions::default())
-        .unwrap()
+    common::load_fixture(name)
 }
 
 fn ids_tensor(rows: &[&[u32]]) -> Tensor<Cpu, 2, Int> {

@@ -63,6 +63,13 @@ pub const ROPE_FIXTURES: [&str; 4] = [
     "llama_linear",
 ];
 
+/// A fixture model, f32 on the CPU.
+pub fn load_fixture(name: &str) -> cdr_models::LlamaForCausalLm<cdr_models::backend::Cpu> {
+    cdr_models::ModelDir::new(fixture_dir(name))
+        .load(&Default::default(), cdr_models::LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
 pub fn fixture_dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests")

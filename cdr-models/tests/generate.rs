@@ -8,8 +8,8 @@ use std::collections::HashSet;
 
 use cdr_models::sampling::candidates;
 use cdr_models::{
-    FinishReason, GenerateOptions, Generator, LlamaForCausalLm, LoadOptions, ModelDir, Sampling,
-    backend::Cpu, model_stop_ids,
+    FinishReason, GenerateOptions, Generator, LlamaForCausalLm, ModelDir, Sampling, backend::Cpu,
+    model_stop_ids,
 };
 use common::{FIXTURES, fixture_dir};
 use serde::Deserialize;
@@ -29,9 +29,7 @@ struct ExpectedPrompt {
 }
 
 fn load(name: &str) -> LlamaForCausalLm<Cpu> {
-    ModelDir::new(fixture_dir(name))
-        .load::<Cpu>(&Default::default(), LoadOptions::default())
-        .unwrap()
+    common::load_fixture(name)
 }
 
 fn expected(name: &str) -> Expected {

@@ -59,11 +59,8 @@ fn bf16_stays_close_to_transformers_f32() {
 
 #[test]
 fn padded_batch_equals_one_by_one() {
-    let device = Default::default();
     for name in FIXTURES {
-        let model = ModelDir::new(fixture_dir(name))
-            .load::<Cpu>(&device, LoadOptions::default())
-            .unwrap();
+        let model = common::load_fixture(name);
         let expected = expected(name);
         let seqs: Vec<&[u32]> = expected
             .sequences
@@ -178,11 +175,8 @@ fn rope_frequencies_match_transformers() {
 /// does the same. (Scoring does not batch such rows: see the test below.)
 #[test]
 fn rope_padded_batch_matches_transformers_batch() {
-    let device = Default::default();
     for name in ROPE_FIXTURES {
-        let model = ModelDir::new(fixture_dir(name))
-            .load::<Cpu>(&device, LoadOptions::default())
-            .unwrap();
+        let model = common::load_fixture(name);
         let expected = expected(name);
         let seqs: Vec<&[u32]> = expected
             .sequences
@@ -228,9 +222,7 @@ fn rope_padded_batch_matches_transformers_batch() {
 fn rope_cached_decoding_matches_transformers_steps() {
     let device = Default::default();
     for name in ROPE_FIXTURES {
-        let model = ModelDir::new(fixture_dir(name))
-            .load::<Cpu>(&device, LoadOptions::default())
-            .unwrap();
+        let model = common::load_fixture(name);
         let expected = expected(name);
         let cached = expected.cached.as_ref().unwrap();
         let ids = &cached.ids;
@@ -267,11 +259,8 @@ fn rope_cached_decoding_matches_transformers_steps() {
 /// gives it alone, also where the rope depends on the length a forward reaches.
 #[test]
 fn rope_scoring_batches_match_each_sequence_alone() {
-    let device = Default::default();
     for name in ROPE_FIXTURES {
-        let model = ModelDir::new(fixture_dir(name))
-            .load::<Cpu>(&device, LoadOptions::default())
-            .unwrap();
+        let model = common::load_fixture(name);
         let expected = expected(name);
         let spans: Vec<ScoreSpan<'_>> = expected
             .sequences
