@@ -2,7 +2,8 @@
 //!
 //! - **Reading** ([`read_rows`], [`read_pairwise`], [`read_best_of_n`]) accepts JSONL, JSON and
 //!   Parquet files in the common preference-data layouts (plain strings, TRL conversational
-//!   message lists, best-of-N `responses`, single-response `messages`) and normalizes every row
+//!   message lists, best-of-N `responses`, single-response `messages`, Anthropic HH
+//!   `Human:`/`Assistant:` transcripts without a prompt column) and normalizes every row
 //!   to "the conversation before the response" plus response texts ([`PairwiseRow`],
 //!   [`BestOfNRow`]). Errors name the file, the line or row, and the field; with
 //!   [`ReadOptions::skip_invalid`] bad rows are collected instead.
@@ -82,6 +83,7 @@ mod read;
 mod resume;
 mod row;
 mod shard;
+mod transcript;
 mod write;
 
 pub use draw::draw;

@@ -164,12 +164,12 @@ fn resolve(
     } in candidates
     {
         let (context, text) = match response {
-            Response::Text(text) => {
-                let prompt = prompt
-                    .clone()
-                    .ok_or_else(|| RowError::missing(prompt_field))?;
-                (prompt, text)
-            }
+            Response::Text(text) => match (&prompt, crate::transcript::hh_turns(&text)) {
+                (Some(prompt), _) => (prompt.clone(), text),
+                // Anthropic HH layout: the whole conversation in each response column.
+                (None, Some(turns)) => split_conversation(None, turns, &field, any_turns)?,
+                (None, None) => return Err(RowError::missing(prompt_field)),
+            },
             Response::Conversation(messages) => {
                 split_conversation(prompt.as_deref(), messages, &field, any_turns)?
             }

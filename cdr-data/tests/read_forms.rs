@@ -3,7 +3,9 @@
 mod common;
 
 use arrow_array::ArrayRef;
-use cdr_data::{BestOfNRow, Format, Message, PairwiseRow, ReadOptions, Row, read_rows};
+use cdr_data::{
+    BestOfNRow, Format, Message, PairwiseRow, ReadOptions, Row, read_pairwise, read_rows,
+};
 use common::{message_lists, messages, msg, string_lists, strings, write_json_rows, write_parquet};
 use serde_json::{Map, Value, json};
 
@@ -320,3 +322,50 @@ forms!(
     best_of_n_strings,
     best_of_n_conversations,
 );
+
+#[test]
+fn anthropic_hh_transcripts_without_a_prompt_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hh.jsonl");
+    let rows = [
+        json!({
+            "chosen": "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Name a colour.\n\nAssistant: Blue.",
+            "rejected": "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Name a colour.\n\nAssistant: I won't."
+        }),
+        json!({
+            "chosen": "\n\nHuman: 2+2?\n\nAssistant: 4",
+            "rejected": "\n\nHuman: 2+3?\n\nAssistant: 4"
+        }),
+    ];
+    std::fs::write(
+        &path,
+        rows.iter().map(|r| format!("{r}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let options = ReadOptions {
+        skip_invalid: true,
+        ..ReadOptions::default()
+    };
+    let read = read_pairwise(&path, &options).unwrap();
+    assert_eq!(read.rows.len(), 1);
+    let row = &read.rows[0];
+    assert_eq!(
+        row.prompt,
+        vec![
+            msg("user", "Hi"),
+            msg("assistant", "Hello!"),
+            msg("user", "Name a colour.")
+        ]
+    );
+    assert_eq!(
+        (row.chosen.as_str(), row.rejected.as_str()),
+        ("Blue.", "I won't.")
+    );
+    // Transcripts that part before the last turn are not one prompt with two answers.
+    assert_eq!(read.skipped.len(), 1);
+    let why = &read.skipped[0].message;
+    assert!(
+        why.contains("line 2") && why.contains("different conversation"),
+        "{why}"
+    );
+}
