@@ -27,15 +27,18 @@ pub struct SamplingArgs {
     /// Responses sampled per prompt.
     #[arg(long, short = 'n', default_value_t = 4)]
     pub n: usize,
-    /// Sampling temperature; 0 is greedy decoding (then all N responses are the same).
-    #[arg(long, default_value_t = 0.7)]
-    pub temperature: f32,
+    /// Sampling temperature; 0 is greedy decoding (then all N responses are the same). Default:
+    /// the policy's generation_config.json, else 0.7.
+    #[arg(long)]
+    pub temperature: Option<f32>,
     /// Nucleus sampling: draw from the smallest set of tokens holding this much probability.
-    #[arg(long, default_value_t = 1.0)]
-    pub top_p: f32,
-    /// Draw from the K most likely tokens only (0: all).
-    #[arg(long, default_value_t = 0)]
-    pub top_k: usize,
+    /// Default: the policy's generation_config.json, else 1 (off).
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// Draw from the K most likely tokens only (0: all). Default: the policy's
+    /// generation_config.json, else 0.
+    #[arg(long)]
+    pub top_k: Option<usize>,
     /// Most tokens generated per response.
     #[arg(long, default_value_t = 512)]
     pub max_new_tokens: usize,
@@ -50,13 +53,23 @@ pub struct SamplingArgs {
 }
 
 impl SamplingArgs {
-    pub fn options(&self, max_prompt_tokens: usize) -> anyhow::Result<SampleOptions> {
+    /// The options for sampling from `policy`: each setting from its flag, else from the policy's
+    /// generation_config.json (as transformers' `generate` would), else the flag's default.
+    pub fn options(&self, max_prompt_tokens: usize, policy: &str) -> anyhow::Result<SampleOptions> {
+        let path = cdr_models::resolve_model(policy).context("--policy")?;
+        let defaults = cdr_models::model_sampling_defaults(&cdr_models::ModelDir::new(&path))?;
         let sampling = Sampling {
-            temperature: self.temperature,
-            top_k: self.top_k,
-            top_p: self.top_p,
+            temperature: self.temperature.or(defaults.temperature).unwrap_or(0.7),
+            top_k: self.top_k.or(defaults.top_k).unwrap_or(0),
+            top_p: self.top_p.or(defaults.top_p).unwrap_or(1.0),
         };
         sampling.validate().map_err(anyhow::Error::msg)?;
+        tracing::info!(
+            temperature = sampling.temperature,
+            top_k = sampling.top_k,
+            top_p = sampling.top_p,
+            "sampling"
+        );
         if self.n == 0 {
             bail!("--n must be at least 1");
         }
@@ -102,7 +115,9 @@ pub struct GenerateArgs {
 
 impl BackendJob for GenerateArgs {
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
-        let options = self.sampling.options(self.max_prompt_tokens)?;
+        let options = self
+            .sampling
+            .options(self.max_prompt_tokens, &self.policy)?;
         let out = ShardedOutput::begin(self.shard.resolve()?, &self.output)?;
         let job = GenerateJob {
             policy: &self.policy,
@@ -311,7 +326,7 @@ pub fn generate_first<B: Backend>(
         return Ok(args);
     };
     let scoring = &args.run.models.scoring;
-    let options = args.sampling.options(scoring.max_prompt_tokens)?;
+    let options = args.sampling.options(scoring.max_prompt_tokens, &policy)?;
     // Each shard generates only its own prompts, beside its own output.
     let shard = args.run.shard.resolve()?;
     let generated = generated_path(&ShardedOutput::begin(shard, &args.output)?.path);

@@ -258,3 +258,80 @@ fn route_with_the_llm_router() {
             .all(|r| domains.contains(&r["domain"].as_str().unwrap()))
     );
 }
+
+/// Sampling settings the flags leave out come from the policy's generation_config.json, as
+/// transformers' `generate` takes them; a flag still wins, and a bad value names the file.
+#[test]
+fn sampling_defaults_come_from_generation_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_prompts(dir.path());
+    let policy = dir.path().join("policy");
+    std::fs::create_dir(&policy).unwrap();
+    for entry in std::fs::read_dir(model("llama_gqa")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), policy.join(entry.file_name())).unwrap();
+    }
+    let config_path = policy.join("generation_config.json");
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    // Temperature 0 is greedy: all four samples of a prompt are then the same.
+    config["temperature"] = 0.0.into();
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let policy = policy.display().to_string();
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            "generate",
+            "--policy",
+            &policy,
+            "--n",
+            "4",
+            "--max-new-tokens",
+            "8",
+        ];
+        let input = input.as_str();
+        let out_s = out.display().to_string();
+        args.extend(["--input", input, "--output", &out_s]);
+        args.extend_from_slice(extra);
+        let o = cdr(&args);
+        (o, out)
+    };
+    let distinct = |path: &Path| -> Vec<usize> {
+        jsonl(path)
+            .iter()
+            .map(|row| {
+                let mut r: Vec<String> = row["responses"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.as_str().unwrap().to_string())
+                    .collect();
+                r.sort();
+                r.dedup();
+                r.len()
+            })
+            .collect()
+    };
+    let (o, from_config) = run("config.jsonl", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        distinct(&from_config).iter().all(|&n| n == 1),
+        "greedy from the config"
+    );
+    let (o, flagged) = run("flag.jsonl", &["--temperature", "1.0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        distinct(&flagged).iter().any(|&n| n > 1),
+        "the flag overrides the config"
+    );
+
+    config["top_p"] = "high".into();
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let (o, _) = run("bad.jsonl", &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("generation_config.json") && err.contains("top_p"),
+        "{err}"
+    );
+}

@@ -86,12 +86,50 @@ pub fn model_stop_ids(dir: &ModelDir, config: &Config) -> Result<Vec<u32>> {
     Ok(unique)
 }
 
-fn generation_config_eos(path: &Path) -> Result<Vec<u32>> {
+fn read_generation_config(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::Config {
+    serde_json::from_str(&text).map_err(|e| ModelError::Config {
         path: path.to_path_buf(),
         message: e.to_string(),
-    })?;
+    })
+}
+
+/// The sampling settings a model directory recommends in `generation_config.json` (what
+/// transformers' `generate(do_sample=True)` uses when the caller sets none); each `None` when
+/// absent, and all `None` for GGUF files and directories without the file.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SamplingDefaults {
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub top_k: Option<usize>,
+}
+
+/// Reads [`SamplingDefaults`]; a value of the wrong type is an error naming the key.
+pub fn model_sampling_defaults(dir: &ModelDir) -> Result<SamplingDefaults> {
+    let path = dir.path.join("generation_config.json");
+    if dir.is_gguf() || !path.is_file() {
+        return Ok(SamplingDefaults::default());
+    }
+    let value = read_generation_config(&path)?;
+    let number = |key: &str| -> Result<Option<f64>> {
+        match value.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => v.as_f64().map(Some).ok_or_else(|| ModelError::Config {
+                path: path.clone(),
+                message: format!("`{key}` must be a number, got {v}"),
+            }),
+        }
+    };
+    Ok(SamplingDefaults {
+        temperature: number("temperature")?.map(|t| t as f32),
+        top_p: number("top_p")?.map(|p| p as f32),
+        // transformers treats top_k 0 as "no limit", as cdr does.
+        top_k: number("top_k")?.map(|k| k.max(0.0) as usize),
+    })
+}
+
+fn generation_config_eos(path: &Path) -> Result<Vec<u32>> {
+    let value = read_generation_config(path)?;
     let bad = || ModelError::Config {
         path: path.to_path_buf(),
         message: "eos_token_id must be a token id or a list of them".into(),

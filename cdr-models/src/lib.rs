@@ -45,7 +45,10 @@ pub use cache::KvCache;
 pub use checkpoint::{EmbeddedTemplate, LoadOptions, ModelDir, load_model, resolve_model};
 pub use config::{Architecture, Config};
 pub use error::{ModelError, Result};
-pub use generate::{FinishReason, GenerateOptions, Generation, Generator, model_stop_ids};
+pub use generate::{
+    FinishReason, GenerateOptions, Generation, Generator, SamplingDefaults,
+    model_sampling_defaults, model_stop_ids,
+};
 pub use llama::LlamaForCausalLm;
 pub use logprobs::ScoreSpan;
 pub use sampling::Sampling;
