@@ -91,7 +91,7 @@ pub fn llm_router<B: Backend>(
             let dir = cdr_models::resolve_model(spec).context("--router-model")?;
             Policy::load(&dir, template, device, dtype)?
         }
-        (None, Some((scorer, template))) => Policy::from_scorer(scorer, copy_template(template)?),
+        (None, Some((scorer, template))) => Policy::from_scorer(scorer, copy_template(template)?)?,
         (None, None) => bail!("--router llm needs a router model (--router-model or --strong)"),
     };
     Ok(LlmRouter::new(policy, ROUTER_ANSWER_TOKENS))

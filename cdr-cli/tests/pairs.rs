@@ -137,6 +137,7 @@ fn pairs_scores_each_model_once_and_matches_eval_pair_by_pair() {
     assert_eq!(tables(&cache), first, "nothing recomputed or appended");
     let o = run(&[
         "eval",
+        "-v",
         "--input",
         &input,
         "--cache",
@@ -152,6 +153,27 @@ fn pairs_scores_each_model_once_and_matches_eval_pair_by_pair() {
             "strong {texts} cached, 0 computed; weak {texts} cached, 0 computed"
         )),
         "{err}"
+    );
+    // Nothing to compute, so neither model's weights were read.
+    assert!(!err.contains("loading weights"), "{err}");
+    let fresh = tmp.path().join("fresh-cache");
+    let o = run(&[
+        "eval",
+        "-v",
+        "--input",
+        &input,
+        "--cache",
+        fresh.to_str().unwrap(),
+        "--strong",
+        &models[0],
+        "--weak",
+        &models[2],
+    ]);
+    assert_eq!(
+        stderr(&o).matches("loading weights").count(),
+        2,
+        "{}",
+        stderr(&o)
     );
 }
 

@@ -83,14 +83,14 @@ impl<B: Backend> Policy<B> {
 
     /// A policy on an already loaded model (e.g. the strong model serving as a router). Its stop
     /// ids are the config's eos ids; a model directory's `generation_config.json` is not read.
-    pub fn from_scorer(scorer: &ModelScorer<B>, template: ChatTemplate) -> Self {
-        let stop_ids = scorer.model.config().eos_token_ids();
-        Self::new(
-            scorer.model.clone(),
+    pub fn from_scorer(scorer: &ModelScorer<B>, template: ChatTemplate) -> Result<Self> {
+        let stop_ids = scorer.config().eos_token_ids();
+        Ok(Self::new(
+            scorer.model()?.clone(),
             scorer.tokenizer.clone(),
             template,
             stop_ids,
-        )
+        ))
     }
 
     /// Adds the template's end-of-turn token to `stop_ids`: chat models end an answer with it,

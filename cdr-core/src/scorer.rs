@@ -1,10 +1,12 @@
 //! A strong/weak model pair and the batched scoring pipeline.
 
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 use cdr_data::Message;
-use cdr_models::{ComputeDtype, LlamaForCausalLm, LoadOptions, ModelDir, ScoreSpan, Tokenizer};
+use cdr_models::{
+    ComputeDtype, Config, LlamaForCausalLm, LoadOptions, ModelDir, ScoreSpan, Tokenizer,
+};
 use cdr_prompt::{ChatTemplate, Customization, RenderedPair};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -178,20 +180,52 @@ pub struct KeyedText<'a> {
 }
 
 /// One model with its tokenizer: sums of response-token log-probs of encoded sequences.
+///
+/// The weights load on first use ([`Self::model`]): a run whose log-probs all come from the cache
+/// never reads them (for a 7B model, tens of seconds and gigabytes saved).
 #[derive(Clone)]
 pub struct ModelScorer<B: Backend> {
-    pub model: LlamaForCausalLm<B>,
     pub tokenizer: Tokenizer,
+    // Boxed: the config is large and scorers are moved around by value.
+    config: Box<Config>,
+    dir: PathBuf,
+    device: B::Device,
+    dtype: ComputeDtype,
+    model: OnceLock<LlamaForCausalLm<B>>,
 }
 
 impl<B: Backend> ModelScorer<B> {
-    /// Loads a model directory.
+    /// Opens a model directory or GGUF file: its config and tokenizer now, its weights on first use.
     pub fn load(dir: &Path, device: &B::Device, dtype: ComputeDtype) -> Result<Self> {
-        let dir = ModelDir::new(dir);
+        let model_dir = ModelDir::new(dir);
         Ok(Self {
-            tokenizer: dir.tokenizer()?,
-            model: dir.load(device, LoadOptions { dtype })?,
+            tokenizer: model_dir.tokenizer()?,
+            config: Box::new(model_dir.config()?),
+            dir: dir.to_path_buf(),
+            device: device.clone(),
+            dtype,
+            model: OnceLock::new(),
         })
+    }
+
+    /// The model's configuration (no weights needed).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The model, its weights loaded on the first call.
+    pub fn model(&self) -> Result<&LlamaForCausalLm<B>> {
+        if let Some(model) = self.model.get() {
+            return Ok(model);
+        }
+        info!(model = %self.dir.display(), "loading weights");
+        let model =
+            ModelDir::new(&self.dir).load(&self.device, LoadOptions { dtype: self.dtype })?;
+        // Another thread may have won the race; either copy is the same model.
+        let _ = self.model.set(model);
+        self.model
+            .get()
+            .ok_or_else(|| CoreError::Invalid("the model failed to initialize".into()))
     }
 
     /// Per-token log-probs of each sequence's response part, batched under `max_batch_tokens`;
@@ -216,9 +250,13 @@ impl<B: Backend> ModelScorer<B> {
             })
             .collect();
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); items.len()];
+        if items.is_empty() {
+            return Ok(out);
+        }
+        let model = self.model()?;
         for batch in plan_shared_batches(&shapes, max_batch_tokens) {
             let spans: Vec<ScoreSpan<'_>> = batch.iter().map(|&i| span(items[i])).collect();
-            for (&i, lp) in batch.iter().zip(self.model.score_spans(&spans)?) {
+            for (&i, lp) in batch.iter().zip(model.score_spans(&spans)?) {
                 out[i] = lp;
             }
             progress(batch.len(), batch.iter().map(|&i| lengths[i]).sum());
@@ -339,8 +377,8 @@ impl<B: Backend> DensityRatio<B> {
             cache: None,
         };
         let (sv, wv) = (
-            pair.strong.model.config().vocab_size,
-            pair.weak.model.config().vocab_size,
+            pair.strong.config().vocab_size,
+            pair.weak.config().vocab_size,
         );
         if sv != wv && pair.options.tokenizer_policy == TokenizerPolicy::Identical {
             warn!(
