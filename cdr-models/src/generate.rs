@@ -198,11 +198,27 @@ impl<'a, B: Backend> Generator<'a, B> {
         self.generate_with(prompt, seeds, &mut |_| {})
     }
 
-    /// Each prompt's samples (one per seed of `seeds[i]`), prompt after prompt.
+    /// Each prompt's samples (one per seed of `seeds[i]`), all decoded together
+    /// ([`Self::generate_many_with`]).
     pub fn generate_batch(
         &self,
         prompts: &[&[u32]],
         seeds: &[Vec<u64>],
+    ) -> Result<Vec<Vec<Generation>>> {
+        self.generate_many_with(prompts, seeds, &mut |_| {})
+    }
+
+    /// Several prompts' samples in one decoding batch: each prompt is prefilled alone (its samples
+    /// share that prefill), then every unfinished sample of every prompt advances one token per
+    /// step together, shorter prompts left-padded in the key/value cache. Each prompt gets the
+    /// samples [`Self::generate`] gives it alone (same seeds, same tokens); a batch only runs
+    /// faster, as the weights are read once per step for all rows. `progress(tokens)` after each
+    /// step.
+    pub fn generate_many_with(
+        &self,
+        prompts: &[&[u32]],
+        seeds: &[Vec<u64>],
+        progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<Vec<Generation>>> {
         if prompts.len() != seeds.len() {
             return Err(ModelError::Input(format!(
@@ -211,21 +227,112 @@ impl<'a, B: Backend> Generator<'a, B> {
                 seeds.len()
             )));
         }
-        prompts
+        for prompt in prompts {
+            self.check_prompt(prompt)?;
+        }
+        let vocab = self.model.config().vocab_size;
+        // Samples of all prompts, prompt by prompt; `owner[s]` is sample s's prompt.
+        let mut samples: Vec<Sample> = seeds.iter().flatten().map(|&s| Sample::new(s)).collect();
+        let owner: Vec<usize> = seeds
             .iter()
-            .zip(seeds)
-            .map(|(p, s)| self.generate(p, s))
-            .collect()
+            .enumerate()
+            .flat_map(|(p, s)| std::iter::repeat_n(p, s.len()))
+            .collect();
+        if !samples.is_empty() && self.options.max_new_tokens > 0 {
+            // Prefill prompt by prompt and draw each sample's first token from its prompt's row.
+            let mut caches = Vec::new();
+            let mut active = Vec::new();
+            let mut tokens = Vec::new();
+            for (p, prompt) in prompts.iter().enumerate() {
+                let mine: Vec<usize> = (0..samples.len()).filter(|&s| owner[s] == p).collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let mut cache = self.model.new_cache();
+                let logits = self.step(ids_tensor(&[prompt], &self.model.device()), &mut cache)?;
+                let mut going = 0;
+                for &s in &mine {
+                    if let Some(token) = self.advance(&mut samples[s], &logits[..vocab])? {
+                        active.push(s);
+                        tokens.push(token);
+                        going += 1;
+                    }
+                }
+                progress(mine.len());
+                if going > 0 {
+                    caches.push(if going > 1 {
+                        cache.repeat_rows(going)
+                    } else {
+                        cache
+                    });
+                }
+            }
+            if !active.is_empty() {
+                let cache = if caches.len() == 1 {
+                    caches
+                        .pop()
+                        .ok_or_else(|| ModelError::Input("no cache".into()))?
+                } else {
+                    KvCache::concat(caches)?
+                };
+                self.decode(&mut samples, active, tokens, cache, progress)?;
+            }
+        }
+        debug!(
+            prompts = prompts.len(),
+            samples = samples.len(),
+            new_tokens = samples.iter().map(|s| s.ids.len()).sum::<usize>(),
+            "generated"
+        );
+        let mut out: Vec<Vec<Generation>> = prompts.iter().map(|_| Vec::new()).collect();
+        for (sample, p) in samples.into_iter().zip(owner) {
+            out[p].push(self.finish(sample)?);
+        }
+        Ok(out)
     }
 
-    /// As [`Self::generate`], calling `progress(tokens)` after each step with the tokens it
-    /// produced.
-    pub fn generate_with(
+    /// Decodes the samples `active` (cache row i holds `active[i]`, whose latest token is
+    /// `tokens[i]`) until every one has finished.
+    fn decode(
         &self,
-        prompt: &[u32],
-        seeds: &[u64],
+        samples: &mut [Sample],
+        mut active: Vec<usize>,
+        mut tokens: Vec<u32>,
+        mut cache: KvCache<B>,
         progress: &mut dyn FnMut(usize),
-    ) -> Result<Vec<Generation>> {
+    ) -> Result<()> {
+        let vocab = self.model.config().vocab_size;
+        while !active.is_empty() {
+            let ids: Vec<&[u32]> = tokens.iter().map(std::slice::from_ref).collect();
+            let logits = self.step(ids_tensor(&ids, &self.model.device()), &mut cache)?;
+            let mut still = Vec::with_capacity(active.len());
+            let mut next = Vec::with_capacity(active.len());
+            for (row, &s) in active.iter().enumerate() {
+                let at = row * vocab;
+                if let Some(token) = self.advance(&mut samples[s], &logits[at..at + vocab])? {
+                    still.push(row);
+                    next.push(token);
+                }
+            }
+            progress(active.len());
+            if still.len() < active.len() && !still.is_empty() {
+                cache = cache.select_rows(&still)?;
+            }
+            active = still.iter().map(|&row| active[row]).collect();
+            tokens = next;
+        }
+        Ok(())
+    }
+
+    /// Draws a sample's next token from its logits; returns it if the sample goes on.
+    fn advance(&self, sample: &mut Sample, logits: &[f32]) -> Result<Option<u32>> {
+        let token = next_token(logits, &self.options.sampling, &mut sample.rng)?;
+        sample.ids.push(token);
+        sample.finish = self.stop(&sample.ids)?;
+        Ok(sample.finish.is_none().then_some(token))
+    }
+
+    fn check_prompt(&self, prompt: &[u32]) -> Result<()> {
         let vocab = self.model.config().vocab_size;
         if prompt.is_empty() {
             return Err(ModelError::Input(
@@ -242,56 +349,19 @@ impl<'a, B: Backend> Generator<'a, B> {
                 "stop strings need a tokenizer to decode the generated text".into(),
             ));
         }
-        let n = seeds.len();
-        let mut samples: Vec<Sample> = seeds.iter().map(|&s| Sample::new(s)).collect();
-        if n == 0 || self.options.max_new_tokens == 0 {
-            return samples.into_iter().map(|s| self.finish(s)).collect();
-        }
+        Ok(())
+    }
 
-        let mut cache = self.model.new_cache();
-        let mut logits = self.step(ids_tensor(&[prompt], &self.model.device()), &mut cache)?;
-        let mut cache = if n > 1 { cache.repeat_rows(n) } else { cache };
-        // Cache row i decodes sample active[i]. The first step draws every sample from the
-        // prompt's one row of logits; later steps have a row each.
-        let mut active: Vec<usize> = (0..n).collect();
-        let mut shared = true;
-        loop {
-            let mut still = Vec::with_capacity(active.len());
-            let mut tokens = Vec::with_capacity(active.len());
-            for (row, &s) in active.iter().enumerate() {
-                let at = if shared { 0 } else { row * vocab };
-                let sample = &mut samples[s];
-                let token = next_token(
-                    &logits[at..at + vocab],
-                    &self.options.sampling,
-                    &mut sample.rng,
-                )?;
-                sample.ids.push(token);
-                sample.finish = self.stop(&sample.ids)?;
-                if sample.finish.is_none() {
-                    still.push(row);
-                    tokens.push(token);
-                }
-            }
-            progress(active.len());
-            if still.is_empty() {
-                break;
-            }
-            if still.len() < active.len() {
-                cache = cache.select_rows(&still)?;
-                active = still.iter().map(|&row| active[row]).collect();
-            }
-            let ids: Vec<&[u32]> = tokens.iter().map(std::slice::from_ref).collect();
-            logits = self.step(ids_tensor(&ids, &self.model.device()), &mut cache)?;
-            shared = false;
-        }
-        debug!(
-            prompt_tokens = prompt.len(),
-            samples = n,
-            new_tokens = samples.iter().map(|s| s.ids.len()).sum::<usize>(),
-            "generated"
-        );
-        samples.into_iter().map(|s| self.finish(s)).collect()
+    /// As [`Self::generate`], calling `progress(tokens)` after each step with the tokens it
+    /// produced.
+    pub fn generate_with(
+        &self,
+        prompt: &[u32],
+        seeds: &[u64],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Generation>> {
+        let mut out = self.generate_many_with(&[prompt], &[seeds.to_vec()], progress)?;
+        Ok(out.pop().unwrap_or_default())
     }
 
     /// Runs `ids` `[rows, seq]` on the cache; returns the f32 logits of each row's last position,

@@ -113,7 +113,7 @@ impl<B: Backend> Attention<B> {
         &self,
         x: Tensor<B, 3>,
         rope: &RopeTables<B>,
-        mask: CausalMask,
+        mask: CausalMask<'_>,
         cache: Option<(&mut KvCache<B>, usize)>,
     ) -> Tensor<B, 3> {
         let [b, s, _] = x.dims();
@@ -121,9 +121,19 @@ impl<B: Backend> Attention<B> {
         let q = rope.apply(heads(self.q_proj.forward(x.clone()), self.num_heads));
         let k = rope.apply(heads(self.k_proj.forward(x.clone()), self.num_kv_heads));
         let v = heads(self.v_proj.forward(x), self.num_kv_heads);
-        let (k, v) = match cache {
-            Some((cache, layer)) => cache.append(layer, k, v),
-            None => (k, v),
+        // The padding of left-padded rows, counted in the keys this step attends to (before the
+        // append trims a sliding window).
+        let (k, v, pad) = match cache {
+            Some((cache, layer)) => {
+                let pad = cache.layer_pad(layer);
+                let (k, v) = cache.append(layer, k, v);
+                (k, v, pad)
+            }
+            None => (k, v, None),
+        };
+        let mask = CausalMask {
+            pad: pad.as_deref().unwrap_or(mask.pad),
+            ..mask
         };
         let out = kernels::attention(q, k, v, mask);
         self.o_proj
@@ -181,7 +191,7 @@ impl<B: Backend> DecoderLayer<B> {
         &self,
         x: Tensor<B, 3>,
         rope: &RopeTables<B>,
-        mask: CausalMask,
+        mask: CausalMask<'_>,
         cache: Option<(&mut KvCache<B>, usize)>,
     ) -> Tensor<B, 3> {
         let x = x.clone()
@@ -297,11 +307,16 @@ impl<B: Backend> LlamaForCausalLm<B> {
         let [_, seq] = ids.dims();
         let device = ids.device();
         let start = cache.as_ref().map_or(0, |c| c.position());
-        let rope = self.rope.tables(start, seq, self.dtype.burn(), &device);
+        let rope = match cache.as_ref().and_then(|c| c.row_positions()) {
+            Some(starts) => self
+                .rope
+                .tables_rows(&starts, seq, self.dtype.burn(), &device),
+            None => self.rope.tables(start, seq, self.dtype.burn(), &device),
+        };
         let mut x = self.model.embed_tokens.forward(ids);
         for (i, (layer, &window)) in self.model.layers.iter().zip(&self.windows).enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| (c, i));
-            x = layer.forward(x, &rope, CausalMask { window }, layer_cache);
+            x = layer.forward(x, &rope, CausalMask { window, pad: &[] }, layer_cache);
         }
         if let Some(cache) = cache {
             cache.advance(seq);

@@ -174,6 +174,47 @@ impl Rope {
         let freqs = self.frequencies(start + len);
         RopeTables::scaled(&freqs, self.attention_scaling, start, len, dtype, device)
     }
+
+    /// Tables for `len` positions per batch row, row `r` starting at `starts[r]` (rows of
+    /// different lengths decoding together); each row gets the frequencies it would alone.
+    pub fn tables_rows<B: Backend>(
+        &self,
+        starts: &[usize],
+        len: usize,
+        dtype: DType,
+        device: &B::Device,
+    ) -> RopeTables<B> {
+        let (mut cos, mut sin) = (Vec::new(), Vec::new());
+        for &start in starts {
+            let freqs = self.frequencies(start + len);
+            let (c, s) = host_tables(&freqs, self.attention_scaling, start, len);
+            cos.extend(c);
+            sin.extend(s);
+        }
+        RopeTables::from_host(cos, sin, starts.len(), len, self.dim, dtype, device)
+    }
+}
+
+/// cos/sin for positions `start..start + len`, halves duplicated, scaled by `attention_scaling`
+/// after rounding to f32 (as transformers multiplies its f32 tables).
+fn host_tables(
+    inv_freq: &[f32],
+    attention_scaling: f32,
+    start: usize,
+    len: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let dim = inv_freq.len() * 2;
+    let mut cos = Vec::with_capacity(len * dim);
+    let mut sin = Vec::with_capacity(len * dim);
+    for p in start..start + len {
+        // The angle is rounded to f32 as transformers' f32 matmul does; cos/sin are then exact.
+        let angles: Vec<f64> = inv_freq.iter().map(|&f| (p as f32 * f) as f64).collect();
+        for _ in 0..2 {
+            cos.extend(angles.iter().map(|a| a.cos() as f32 * attention_scaling));
+            sin.extend(angles.iter().map(|a| a.sin() as f32 * attention_scaling));
+        }
+    }
+    (cos, sin)
 }
 
 /// `1 / base^(2i / dim)` in f32 as transformers computes it (f32 exponent, f32 power).
@@ -275,6 +316,8 @@ fn divided_frequencies(base: f32, dim: usize, factors: &[f64]) -> Vec<f32> {
 pub struct RopeTables<B: Backend> {
     host_cos: Vec<f32>,
     host_sin: Vec<f32>,
+    /// 1 (every batch row shares the positions) or the batch size.
+    rows: usize,
     cos: Tensor<B, 4>,
     sin: Tensor<B, 4>,
 }
@@ -301,39 +344,47 @@ impl<B: Backend> RopeTables<B> {
         dtype: DType,
         device: &B::Device,
     ) -> Self {
-        let dim = inv_freq.len() * 2;
-        let mut cos = Vec::with_capacity(len * dim);
-        let mut sin = Vec::with_capacity(len * dim);
-        for p in start..start + len {
-            // The angle is rounded to f32 as transformers' f32 matmul does; cos/sin are then exact.
-            let angles: Vec<f64> = inv_freq.iter().map(|&f| (p as f32 * f) as f64).collect();
-            for _ in 0..2 {
-                cos.extend(angles.iter().map(|a| a.cos() as f32 * attention_scaling));
-                sin.extend(angles.iter().map(|a| a.sin() as f32 * attention_scaling));
-            }
-        }
-        let shape = [1, len, 1, dim];
+        let (cos, sin) = host_tables(inv_freq, attention_scaling, start, len);
+        Self::from_host(cos, sin, 1, len, inv_freq.len() * 2, dtype, device)
+    }
+
+    fn from_host(
+        cos: Vec<f32>,
+        sin: Vec<f32>,
+        rows: usize,
+        len: usize,
+        dim: usize,
+        dtype: DType,
+        device: &B::Device,
+    ) -> Self {
+        let shape = [rows, len, 1, dim];
         Self {
             cos: Tensor::from_data(TensorData::new(cos.clone(), shape), (device, dtype)),
             sin: Tensor::from_data(TensorData::new(sin.clone(), shape), (device, dtype)),
             host_cos: cos,
             host_sin: sin,
+            rows,
         }
     }
 
-    /// `[1, seq, 1, head_dim]` cosines in the compute dtype.
+    /// `[rows, seq, 1, head_dim]` cosines in the compute dtype (`rows`: 1 or the batch).
     pub fn cos(&self) -> Tensor<B, 4> {
         self.cos.clone()
     }
 
-    /// `[1, seq, 1, head_dim]` sines in the compute dtype.
+    /// `[rows, seq, 1, head_dim]` sines in the compute dtype.
     pub fn sin(&self) -> Tensor<B, 4> {
         self.sin.clone()
     }
 
-    /// `(cos, sin)` as f32, `[seq, head_dim]` row-major.
+    /// `(cos, sin)` as f32, `[rows, seq, head_dim]` row-major.
     pub fn host_tables(&self) -> (&[f32], &[f32]) {
         (&self.host_cos, &self.host_sin)
+    }
+
+    /// 1 when every batch row shares the positions, else the batch size.
+    pub fn rows(&self) -> usize {
+        self.rows
     }
 
     /// Rotates `x` of shape `[batch, seq, heads, head_dim]`.

@@ -136,6 +136,48 @@ fn samples_sharing_a_prefill_match_samples_alone() {
     }
 }
 
+/// Prompts of different lengths decoded in one batch (left-padded in the cache) give each prompt
+/// the samples it gets alone — on every fixture (sliding windows, per-layer windows, GQA). The
+/// composed burn ops (GPU backends) get the same check in tests/composed_path.rs.
+#[test]
+fn prompts_batched_together_match_each_prompt_alone() {
+    for name in FIXTURES {
+        let model = load(name);
+        let exp = expected(name);
+        let generator = Generator::new(
+            &model,
+            GenerateOptions {
+                max_new_tokens: 24,
+                sampling: sampled(1.0, 0, 0.9),
+                // Every 9th id stops a sample, so that rows finish at different steps.
+                stop_ids: (0..384).step_by(9).collect(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let prompts: Vec<&[u32]> = exp.prompts.iter().map(|p| p.ids.as_slice()).collect();
+        // A different number of samples per prompt, one prompt with none.
+        let seeds: Vec<Vec<u64>> = (0..prompts.len())
+            .map(|i| (0..(3 - i as u64 % 3)).map(|s| 10 * i as u64 + s).collect())
+            .chain(std::iter::once(Vec::new()))
+            .collect();
+        let mut prompts_plus = prompts.clone();
+        prompts_plus.push(prompts[0]);
+        let together = generator.generate_batch(&prompts_plus, &seeds).unwrap();
+        let mut steps = HashSet::new();
+        for (p, (prompt, seeds)) in prompts_plus.iter().zip(&seeds).enumerate() {
+            assert_eq!(together[p].len(), seeds.len(), "{name}: prompt {p}");
+            let alone = generator.generate(prompt, seeds).unwrap();
+            assert_eq!(together[p], alone, "{name}: prompt {p}");
+            steps.extend(alone.iter().map(|g| g.ids.len()));
+        }
+        assert!(
+            steps.len() > 1,
+            "{name}: samples should finish at different steps"
+        );
+    }
+}
+
 #[test]
 fn seeded_sampling_repeats_and_seeds_differ() {
     let model = load("llama_gqa");

@@ -21,7 +21,8 @@ pub fn rotary<B: Backend>(x: &Tensor<B, 4>, rope: &RopeTables<B>) -> Option<Tens
     let t = as_flex(x)?;
     let [b, s, h, d] = dims4(&t)?;
     let (cos, sin) = rope.host_tables();
-    if cos.len() != s * d || d % 2 != 0 {
+    let rows = rope.rows();
+    if (rows != 1 && rows != b) || cos.len() != rows * s * d || d % 2 != 0 {
         return None;
     }
     let dtype = t.dtype();
@@ -34,7 +35,8 @@ pub fn rotary<B: Backend>(x: &Tensor<B, 4>, rope: &RopeTables<B>) -> Option<Tens
         .zip(x.par_chunks(h * d))
         .enumerate()
         .for_each(|(row, (out, x))| {
-            let pos = row % s;
+            // Shared tables have one row per position; per-row tables one per (batch, position).
+            let pos = if rows == 1 { row % s } else { row };
             let (cos, sin) = (&cos[pos * d..(pos + 1) * d], &sin[pos * d..(pos + 1) * d]);
             for (out, x) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
                 for i in 0..half {
@@ -51,7 +53,7 @@ pub fn attention<B: Backend>(
     q: &Tensor<B, 4>,
     k: &Tensor<B, 4>,
     v: &Tensor<B, 4>,
-    mask: CausalMask,
+    mask: CausalMask<'_>,
 ) -> Option<Tensor<B, 4>> {
     let (qt, kt, vt) = (as_flex(q)?, as_flex(k)?, as_flex(v)?);
     let [b, q_len, heads, d] = dims4(&qt)?;
@@ -128,7 +130,7 @@ impl SharedMut {
 /// `rows` of head `head` in batch `batch`.
 unsafe fn attention_tile(
     g: &Geometry,
-    mask: CausalMask,
+    mask: CausalMask<'_>,
     (batch, head, rows): (usize, usize, std::ops::Range<usize>),
     (q, k, v): (&[f32], &[f32], &[f32]),
     out: SharedMut,
@@ -136,7 +138,7 @@ unsafe fn attention_tile(
     let offset = g.kv_len - g.q_len;
     let kv_head = head / (g.heads / g.kv_heads);
     let (first_pos, last_pos) = (offset + rows.start, offset + rows.end - 1);
-    let keys = mask.first_key(first_pos)..last_pos + 1;
+    let keys = mask.first_key(batch, first_pos)..last_pos + 1;
     let (m, n) = (rows.len(), keys.len());
     let (q_stride, kv_stride) = (g.heads * g.d, g.kv_heads * g.d);
     let q_at = (batch * g.q_len + rows.start) * q_stride + head * g.d;
@@ -171,7 +173,7 @@ unsafe fn attention_tile(
     }
     for (r, row) in scores.chunks_exact_mut(n).enumerate() {
         let p = offset + rows.start + r;
-        let visible = mask.first_key(p) - keys.start..p + 1 - keys.start;
+        let visible = mask.first_key(batch, p) - keys.start..p + 1 - keys.start;
         let max = row[visible.clone()]
             .iter()
             .fold(f32::NEG_INFINITY, |a, &b| a.max(b));

@@ -21,7 +21,7 @@ pub fn attention<B: Backend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
     v: Tensor<B, 4>,
-    mask: CausalMask,
+    mask: CausalMask<'_>,
 ) -> Tensor<B, 4> {
     let [b, q_len, heads, _] = q.dims();
     let kv_len = k.dims()[1];
@@ -29,9 +29,9 @@ pub fn attention<B: Backend>(
     let (k, v) = (repeat_kv(k, heads), repeat_kv(v, heads));
     // The kernel's own causal flag covers the square case; anything else gets an explicit mask so the
     // result does not depend on how a backend aligns a rectangular causal mask.
-    let square = q_len == kv_len && mask.window.is_none_or(|w| w >= kv_len);
+    let square = q_len == kv_len && mask.window.is_none_or(|w| w >= kv_len) && mask.pad.is_empty();
     let explicit = (!square).then(|| {
-        visibility_mask::<B>(q_len, kv_len, mask, &q.device()).expand([b, heads, q_len, kv_len])
+        visibility_mask::<B>(b, q_len, kv_len, mask, &q.device()).expand([b, heads, q_len, kv_len])
     });
     let options = AttentionModuleOptions {
         scale: None,
@@ -53,22 +53,27 @@ fn repeat_kv<B: Backend>(x: Tensor<B, 4>, heads: usize) -> Tensor<B, 4> {
         .reshape([b, heads, s, d])
 }
 
-/// `[1, 1, q_len, kv_len]`, `true` where the key is hidden from the query.
+/// `[rows, 1, q_len, kv_len]` (`rows` is 1 unless rows are padded), `true` where the key is hidden
+/// from the query.
 fn visibility_mask<B: Backend>(
+    batch: usize,
     q_len: usize,
     kv_len: usize,
-    mask: CausalMask,
+    mask: CausalMask<'_>,
     device: &B::Device,
 ) -> Tensor<B, 4, Bool> {
+    let rows = if mask.pad.is_empty() { 1 } else { batch };
     let offset = kv_len - q_len;
-    let mut hidden = vec![false; q_len * kv_len];
-    for i in 0..q_len {
-        let p = offset + i;
-        let first = mask.first_key(p);
-        for (j, h) in hidden[i * kv_len..(i + 1) * kv_len].iter_mut().enumerate() {
-            *h = j < first || j > p;
+    let mut hidden = vec![false; rows * q_len * kv_len];
+    for (r, block) in hidden.chunks_exact_mut(q_len * kv_len).enumerate() {
+        for i in 0..q_len {
+            let p = offset + i;
+            let first = mask.first_key(r, p);
+            for (j, h) in block[i * kv_len..(i + 1) * kv_len].iter_mut().enumerate() {
+                *h = j < first || j > p;
+            }
         }
     }
-    Tensor::<B, 2, Bool>::from_data(TensorData::new(hidden, [q_len, kv_len]), device)
-        .unsqueeze::<4>()
+    Tensor::<B, 3, Bool>::from_data(TensorData::new(hidden, [rows, q_len, kv_len]), device)
+        .unsqueeze_dim::<4>(1)
 }

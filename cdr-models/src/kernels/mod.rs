@@ -34,19 +34,24 @@ fn fast_paths() -> bool {
 
 /// Which keys each query sees: causal, query `i` of `q_len` sits at absolute position
 /// `kv_len - q_len + i` (so a query block can follow cached keys), optionally limited to the
-/// `window` most recent keys (HF sliding-window semantics: position `p` sees `p - window + 1 ..= p`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CausalMask {
+/// `window` most recent keys (HF sliding-window semantics: position `p` sees `p - window + 1 ..= p`),
+/// and never the first `pad[b]` keys of batch row `b` (left padding of rows that joined a batch
+/// shorter than others).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CausalMask<'a> {
     pub window: Option<usize>,
+    /// Leading key columns hidden per batch row; empty: none.
+    pub pad: &'a [usize],
 }
 
-impl CausalMask {
-    /// First key (inclusive) visible from absolute position `p`.
-    pub fn first_key(&self, p: usize) -> usize {
-        match self.window {
+impl CausalMask<'_> {
+    /// First key (inclusive) batch row `batch` sees from column `p`.
+    pub fn first_key(&self, batch: usize, p: usize) -> usize {
+        let windowed = match self.window {
             Some(w) => (p + 1).saturating_sub(w),
             None => 0,
-        }
+        };
+        windowed.max(self.pad.get(batch).copied().unwrap_or(0))
     }
 }
 
@@ -69,7 +74,7 @@ pub fn attention<B: Backend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
     v: Tensor<B, 4>,
-    mask: CausalMask,
+    mask: CausalMask<'_>,
 ) -> Tensor<B, 4> {
     #[cfg(feature = "cpu")]
     if fast_paths()

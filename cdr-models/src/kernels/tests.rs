@@ -40,7 +40,7 @@ fn attention_matches_composed_ops() {
         let q = random([b, q_len, heads, d], DType::F32);
         let k = random([b, kv_len, kv_heads, d], DType::F32);
         let v = random([b, kv_len, kv_heads, d], DType::F32);
-        let mask = CausalMask { window };
+        let mask = CausalMask { window, pad: &[] };
         let fast = cpu::attention(&q, &k, &v, mask).expect("the flex fast path applies");
         assert_eq!(fast.dims(), [b, q_len, heads, d]);
         let reference = generic::attention(q, k, v, mask);
@@ -60,7 +60,10 @@ fn attention_keeps_half_precision_dtypes() {
             random([2, 40, 2, 16], dtype),
             random([2, 40, 2, 16], dtype),
         );
-        let mask = CausalMask { window: Some(8) };
+        let mask = CausalMask {
+            window: Some(8),
+            pad: &[],
+        };
         let fast = cpu::attention(&q, &k, &v, mask).expect("the flex fast path applies");
         assert_eq!(fast.dtype(), dtype);
         let reference = generic::attention(q, k, v, mask);
