@@ -42,6 +42,10 @@ pub struct SamplingArgs {
     /// Most tokens generated per response.
     #[arg(long, default_value_t = 512)]
     pub max_new_tokens: usize,
+    /// Responses decoded together, prompts × N (more: faster, and more memory for the key/value
+    /// cache; prompts batched together get the responses they get alone).
+    #[arg(long, default_value_t = 32)]
+    pub batch_rows: usize,
     /// Seed of the samples; with the row id it fixes each prompt's samples, so a resumed or
     /// reordered run draws the same ones.
     #[arg(long, default_value_t = 0)]
@@ -127,6 +131,7 @@ impl BackendJob for GenerateArgs {
             io: &self.io,
             output: &out.path,
             shard: out.shard,
+            batch_rows: self.sampling.batch_rows,
             quiet: self.quiet,
         };
         let written = job.run::<B>(&device)?;
@@ -144,6 +149,8 @@ pub struct GenerateJob<'a> {
     pub output: &'a Path,
     /// Only the prompts this shard owns.
     pub shard: Option<cdr_data::Shard>,
+    /// Sequences decoded together (prompts × responses per prompt).
+    pub batch_rows: usize,
     pub quiet: bool,
 }
 
@@ -191,6 +198,55 @@ struct GenerateStats {
 }
 
 impl GenerateJob<'_> {
+    /// Writes one prompt's samples as a best-of-N row (if any response has text).
+    fn write_row(
+        &self,
+        row: &PromptRow,
+        samples: Vec<cdr_models::Generation>,
+        writer: &mut RecordWriter,
+        stats: &mut GenerateStats,
+    ) -> anyhow::Result<()> {
+        let mut record = GeneratedRow {
+            id: &row.id,
+            prompt: &row.prompt,
+            responses: Vec::new(),
+            subset: row.subset.as_deref(),
+            domain: row.domain.as_deref(),
+            policy: self.policy,
+            finish_reasons: Vec::new(),
+            response_tokens: Vec::new(),
+            empty_responses: 0,
+            extra: row
+                .extra
+                .iter()
+                .filter(|(k, _)| !OWN_FIELDS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        for s in samples {
+            *stats.finish.entry(format!("{:?}", s.finish)).or_default() += 1;
+            match s.text {
+                Some(text) if !text.trim().is_empty() => {
+                    record.responses.push(text);
+                    record.finish_reasons.push(s.finish);
+                    record.response_tokens.push(s.ids.len());
+                }
+                _ => record.empty_responses += 1,
+            }
+        }
+        stats.empty += record.empty_responses;
+        if record.responses.is_empty() {
+            // Not written: a best-of-N row needs a response. A resumed run tries again (and, with
+            // the same seed, gets the same result).
+            stats.no_response.push(row.id.clone());
+            return Ok(());
+        }
+        stats.responses += record.responses.len();
+        stats.rows += 1;
+        writer.write(&record)?;
+        Ok(())
+    }
+
     /// Generates into the output; returns how many rows it holds.
     pub fn run<B: Backend>(&self, device: &B::Device) -> anyhow::Result<usize> {
         let io = self.io;
@@ -217,66 +273,45 @@ impl GenerateJob<'_> {
         // Started after loading, so tokens/s measures generation alone.
         let mut progress = Progress::new(todo.len(), "generate", self.quiet);
         if let Some(policy) = &policy {
-            for row in todo {
-                let samples = match policy.sample(&row.id, &row.prompt, self.options, &mut |n| {
-                    progress.tokens(n)
-                }) {
-                    Ok(s) => s,
-                    Err(e) if io.skip_invalid => {
-                        warn!(id = %row.id, "skipped: {e}");
-                        stats.failed.push((row.id.clone(), e.to_string()));
-                        progress.rows(1);
-                        continue;
-                    }
-                    Err(e) => {
-                        return Err(e).with_context(|| {
-                            format!(
-                                "{}: row `{}` (use --skip-invalid to continue past bad rows)",
-                                io.input.display(),
-                                row.id
-                            )
-                        });
-                    }
-                };
-                let mut record = GeneratedRow {
-                    id: &row.id,
-                    prompt: &row.prompt,
-                    responses: Vec::new(),
-                    subset: row.subset.as_deref(),
-                    domain: row.domain.as_deref(),
-                    policy: self.policy,
-                    finish_reasons: Vec::new(),
-                    response_tokens: Vec::new(),
-                    empty_responses: 0,
-                    extra: row
-                        .extra
-                        .iter()
-                        .filter(|(k, _)| !OWN_FIELDS.contains(&k.as_str()))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                };
-                for s in samples {
-                    *stats.finish.entry(format!("{:?}", s.finish)).or_default() += 1;
-                    match s.text {
-                        Some(text) if !text.trim().is_empty() => {
-                            record.responses.push(text);
-                            record.finish_reasons.push(s.finish);
-                            record.response_tokens.push(s.ids.len());
+            // Rows whose samples decode together: about `batch_rows` sequences per step.
+            let per_batch = (self.batch_rows / self.options.n.max(1)).max(1);
+            for chunk in todo.chunks(per_batch) {
+                let rows: Vec<(&str, &[Message])> = chunk
+                    .iter()
+                    .map(|r| (r.id.as_str(), r.prompt.as_slice()))
+                    .collect();
+                let results = policy
+                    .sample_many(&rows, self.options, &mut |n| progress.tokens(n))
+                    .with_context(|| {
+                        format!(
+                            "{}: rows `{}` .. `{}`",
+                            io.input.display(),
+                            rows.first().map_or("", |r| r.0),
+                            rows.last().map_or("", |r| r.0)
+                        )
+                    })?;
+                for (row, result) in chunk.iter().zip(results) {
+                    let samples = match result {
+                        Ok(s) => s,
+                        Err(e) if io.skip_invalid => {
+                            warn!(id = %row.id, "skipped: {e}");
+                            stats.failed.push((row.id.clone(), e.to_string()));
+                            progress.rows(1);
+                            continue;
                         }
-                        _ => record.empty_responses += 1,
-                    }
+                        Err(e) => {
+                            return Err(e).with_context(|| {
+                                format!(
+                                    "{}: row `{}` (use --skip-invalid to continue past bad rows)",
+                                    io.input.display(),
+                                    row.id
+                                )
+                            });
+                        }
+                    };
+                    self.write_row(row, samples, &mut writer, &mut stats)?;
+                    progress.rows(1);
                 }
-                stats.empty += record.empty_responses;
-                progress.rows(1);
-                if record.responses.is_empty() {
-                    // Not written: a best-of-N row needs a response. A resumed run tries again
-                    // (and, with the same seed, gets the same result).
-                    stats.no_response.push(row.id.clone());
-                    continue;
-                }
-                stats.responses += record.responses.len();
-                stats.rows += 1;
-                writer.write(&record)?;
             }
         }
         progress.finish();
@@ -338,6 +373,7 @@ pub fn generate_first<B: Backend>(
         io: &args.run.io,
         output: &generated,
         shard,
+        batch_rows: args.sampling.batch_rows,
         quiet: args.run.quiet,
     }
     .run::<B>(device)?;

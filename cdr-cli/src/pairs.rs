@@ -167,7 +167,11 @@ impl BackendJob for PairsArgs {
         let template_of: Vec<usize> = template_of.iter().map(|&t| same_as[t]).collect();
         let describe = |i: usize| {
             let row = texts.spans.iter().position(|s| s.contains(&i)).unwrap_or(0);
-            let side = if i % 2 == 0 { "chosen" } else { "rejected" };
+            let side = if i.is_multiple_of(2) {
+                "chosen"
+            } else {
+                "rejected"
+            };
             let id = texts
                 .rows
                 .get(row)

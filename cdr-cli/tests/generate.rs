@@ -335,3 +335,21 @@ fn sampling_defaults_come_from_generation_config() {
         "{err}"
     );
 }
+
+/// Batching prompts together changes speed only: one prompt at a time and all at once write the
+/// same file.
+#[test]
+fn batch_size_does_not_change_the_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_prompts(dir.path());
+    let one = dir.path().join("one.jsonl");
+    let all = dir.path().join("all.jsonl");
+    let o = generate(&input, &one, &["--batch-rows", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = generate(&input, &all, &["--batch-rows", "64"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&one).unwrap(),
+        std::fs::read_to_string(&all).unwrap()
+    );
+}

@@ -150,9 +150,37 @@ impl<B: Backend> Policy<B> {
         options: &SampleOptions,
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<Generation>> {
-        let prompt = self.encode_prompt(messages, options.max_prompt_tokens)?;
-        let seeds: Vec<u64> = (0..options.n)
-            .map(|i| sample_seed(options.seed, id, i))
+        self.sample_many(&[(id, messages)], options, progress)?
+            .pop()
+            .unwrap_or(Err(CoreError::EmptyPrompt))
+    }
+
+    /// [`Self::sample`] for several rows `(id, messages)` at once: their samples decode in one
+    /// batch (faster: the weights are read once per step for all of them), each row getting the
+    /// responses it would get alone. A row whose prompt cannot be encoded gets its error in its
+    /// place; the others go on.
+    pub fn sample_many(
+        &self,
+        rows: &[(&str, &[Message])],
+        options: &SampleOptions,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Result<Vec<Generation>>>> {
+        let encoded: Vec<Result<Vec<u32>>> = rows
+            .iter()
+            .map(|(_, messages)| self.encode_prompt(messages, options.max_prompt_tokens))
+            .collect();
+        let ok: Vec<usize> = (0..rows.len()).filter(|&i| encoded[i].is_ok()).collect();
+        let prompts: Vec<&[u32]> = ok
+            .iter()
+            .filter_map(|&i| encoded[i].as_ref().ok().map(Vec::as_slice))
+            .collect();
+        let seeds: Vec<Vec<u64>> = ok
+            .iter()
+            .map(|&i| {
+                (0..options.n)
+                    .map(|k| sample_seed(options.seed, rows[i].0, k))
+                    .collect()
+            })
             .collect();
         let generator = Generator::new(
             &self.model,
@@ -164,6 +192,12 @@ impl<B: Backend> Policy<B> {
             },
         )?
         .with_tokenizer(&self.tokenizer);
-        Ok(generator.generate_with(&prompt, &seeds, progress)?)
+        let mut generated = generator
+            .generate_many_with(&prompts, &seeds, progress)?
+            .into_iter();
+        Ok(encoded
+            .into_iter()
+            .map(|e| e.map(|_| generated.next().unwrap_or_default()))
+            .collect())
     }
 }

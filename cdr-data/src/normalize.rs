@@ -222,17 +222,17 @@ fn split_conversation(
             // A list that neither repeats the prompt nor only answers it is most often a full
             // conversation whose start differs from `prompt` (a system turn, whitespace);
             // gluing the two together would score a conversation nobody had.
-            if let Some(i) = messages.iter().position(|m| !m.is_assistant()) {
-                if !any_turns {
-                    return Err(RowError::new(
-                        format!("{field}[{i}]"),
-                        format!(
-                            "a `{}` turn, but the list does not start with the prompt, so it \
+            if let Some(i) = messages.iter().position(|m| !m.is_assistant())
+                && !any_turns
+            {
+                return Err(RowError::new(
+                    format!("{field}[{i}]"),
+                    format!(
+                        "a `{}` turn, but the list does not start with the prompt, so it \
                              should hold only the assistant's turns after it",
-                            messages[i].role
-                        ),
-                    ));
-                }
+                        messages[i].role
+                    ),
+                ));
             }
             prompt.iter().cloned().chain(messages).collect()
         }

@@ -27,7 +27,7 @@ fn scored(i: usize) -> Scored {
         id: format!("r{i}"),
         score: i as f64 * 0.5 - 1.0,
         token_logprobs: vec![-0.25; i % 3],
-        subset: (i % 2 == 0).then(|| "even".to_string()),
+        subset: i.is_multiple_of(2).then(|| "even".to_string()),
     }
 }
 

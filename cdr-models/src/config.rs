@@ -257,14 +257,14 @@ impl Config {
                 return Err(bad(format!("`{key}` must be positive")));
             }
         }
-        if self.num_attention_heads % self.num_kv_heads() != 0 {
+        if !self.num_attention_heads.is_multiple_of(self.num_kv_heads()) {
             return Err(bad(format!(
                 "`num_attention_heads` ({}) must be a multiple of `num_key_value_heads` ({})",
                 self.num_attention_heads,
                 self.num_kv_heads()
             )));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return Err(bad(format!(
                 "`head_dim` ({}) must be even for rotary embeddings",
                 self.head_dim()

@@ -367,10 +367,13 @@ impl<'a, B: Backend> Generator<'a, B> {
     /// Runs `ids` `[rows, seq]` on the cache; returns the f32 logits of each row's last position,
     /// `rows x vocab` flat.
     fn step(&self, ids: Tensor<B, 2, Int>, cache: &mut KvCache<B>) -> Result<Vec<f32>> {
-        let hidden = self.model.forward_cached(ids, cache)?;
-        let [rows, seq, h] = hidden.dims();
-        let last = hidden.narrow(1, seq - 1, 1).reshape([rows, h]);
-        read_f32(self.model.logits(last).cast(DType::F32))
+        // Row-stable products: a sample's tokens must not depend on which others decode with it.
+        crate::kernels::row_stable_scope(|| {
+            let hidden = self.model.forward_cached(ids, cache)?;
+            let [rows, seq, h] = hidden.dims();
+            let last = hidden.narrow(1, seq - 1, 1).reshape([rows, h]);
+            read_f32(self.model.logits(last).cast(DType::F32))
+        })
     }
 
     /// Whether the sample must stop after its latest token, and why.

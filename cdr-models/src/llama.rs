@@ -327,9 +327,13 @@ impl<B: Backend> LlamaForCausalLm<B> {
     /// Vocabulary logits `[rows, vocab]` for hidden states `[rows, hidden]`, in the compute dtype.
     pub fn logits(&self, hidden: Tensor<B, 2>) -> Tensor<B, 2> {
         let weight = match &self.lm_head {
-            Some(head) => head.weight.clone(),
-            None => self.model.embed_tokens.weight.clone(),
+            Some(head) => &head.weight,
+            None => &self.model.embed_tokens.weight,
         };
-        hidden.matmul(weight.transpose())
+        if kernels::row_stable() {
+            kernels::linear(hidden, weight)
+        } else {
+            hidden.matmul(weight.clone().transpose())
+        }
     }
 }

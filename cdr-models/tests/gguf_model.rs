@@ -462,11 +462,10 @@ fn broken_checkpoints_give_named_errors() {
             "tokens",
             Box::new(|b: &mut Builder| {
                 for (k, v) in &mut b.metadata {
-                    if k == "tokenizer.ggml.tokens" {
-                        if let MetadataValue::Array(cdr_models::gguf::MetadataArray::String(t)) = v
-                        {
-                            t.pop();
-                        }
+                    if k == "tokenizer.ggml.tokens"
+                        && let MetadataValue::Array(cdr_models::gguf::MetadataArray::String(t)) = v
+                    {
+                        t.pop();
                     }
                 }
             }),

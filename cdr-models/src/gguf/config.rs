@@ -116,13 +116,13 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<Config> {
             path: path.to_path_buf(),
         })?;
     let vocab = embed.shape().first().copied().unwrap_or(0);
-    if let Some(tokens) = file.get_str_array("tokenizer.ggml.tokens")? {
-        if tokens.len() != vocab {
-            return Err(bad(format!(
-                "`tokenizer.ggml.tokens` has {} tokens but `token_embd.weight` has {vocab} rows",
-                tokens.len()
-            )));
-        }
+    if let Some(tokens) = file.get_str_array("tokenizer.ggml.tokens")?
+        && tokens.len() != vocab
+    {
+        return Err(bad(format!(
+            "`tokenizer.ggml.tokens` has {} tokens but `token_embd.weight` has {vocab} rows",
+            tokens.len()
+        )));
     }
     let tied = file.tensor("output.weight").is_none();
 

@@ -68,7 +68,7 @@ pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), Dequa
         .filter(|_| is_supported(ty))
         .ok_or(DequantError::Unsupported(ty))?;
     let n_elements = dst.len();
-    if n_elements % block != 0 {
+    if !n_elements.is_multiple_of(block) {
         return Err(DequantError::PartialBlock {
             ty,
             n_elements,

@@ -206,7 +206,7 @@ impl GgmlType {
     pub fn byte_len(self, n_elements: u64) -> Option<u64> {
         let (block, size) = self.block_layout()?;
         let (block, size) = (block as u64, size as u64);
-        if n_elements % block != 0 {
+        if !n_elements.is_multiple_of(block) {
             return None;
         }
         (n_elements / block).checked_mul(size)

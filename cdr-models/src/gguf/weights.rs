@@ -250,7 +250,7 @@ impl GgufWeights {
                 info.name()
             )));
         }
-        if row_len % block == 0 && row_len > 0 {
+        if row_len.is_multiple_of(block) && row_len > 0 {
             // Each stored row is whole blocks: decode it straight into its Hugging Face row.
             let row_bytes = row_len / block * block_bytes;
             let rows_per_chunk = (CHUNK_BYTES / row_bytes).max(1);

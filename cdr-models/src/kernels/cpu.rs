@@ -215,14 +215,76 @@ unsafe fn attention_tile(
     }
 }
 
-/// Rows below which gemm would run a product single-threaded (its threading starts near 192^3
-/// multiply-adds), as in decoding steps: there, output columns are split over the cores instead.
+/// Rows up to which a product takes the few-rows kernel below (decoding steps, short chunks):
+/// gemm would run it single-threaded (its threading starts near 192^3 multiply-adds).
 const FEW_ROWS: usize = 64;
 
-/// Output columns per task in the few-rows product: a multiple of the AVX-512 width, large enough
-/// that each task streams a sizeable slab of the weight.
+/// Output columns per task in the few-rows product: large enough that each task streams a
+/// sizeable slab of the weight.
 const COLUMN_BLOCK: usize = 256;
 
+/// `x @ weight^T` for few rows, output columns split over the cores, each output a dot product
+/// summed in one fixed order (16 lanes, then a fixed reduction) whatever the number of rows: a
+/// row gets the same bits alone or in any batch. Decoding runs on it, so that a sequence decoded
+/// beside others gets exactly the tokens it gets alone (with gemm, rounding would differ and a
+/// sampled token could flip). Decoding is memory-bound: streaming each weight row once for all
+/// rows keeps it about as fast as gemm (0.6x at 32 rows).
+pub fn linear_row_stable<B: Backend>(
+    x: &Tensor<B, 2>,
+    weight: &Tensor<B, 2>,
+) -> Option<Tensor<B, 2>> {
+    let [rows, k] = x.dims();
+    let [n, wk] = weight.dims();
+    if rows > FEW_ROWS || wk != k || k == 0 {
+        return None;
+    }
+    let (xt, wt) = (as_flex(x)?, as_flex(weight)?);
+    if xt.dtype() != DType::F32 || wt.dtype() != DType::F32 {
+        return None;
+    }
+    let (xv, wv) = (Values::of(&xt)?, Values::of(&wt)?);
+    let (xs, ws) = (xv.as_slice(), wv.as_slice());
+    let mut out = vec![0f32; rows * n];
+    let dst = SharedMut(out.as_mut_ptr());
+    let kernels = DotKernels::detect();
+    (0..n.div_ceil(COLUMN_BLOCK))
+        .into_par_iter()
+        .for_each(|block| {
+            let cols = block * COLUMN_BLOCK..((block + 1) * COLUMN_BLOCK).min(n);
+            for j in cols.clone().step_by(4) {
+                let quad = (cols.end - j).min(4);
+                // A short last quad repeats its last column (computed, not stored).
+                let w = |c: usize| &ws[(j + c.min(quad - 1)) * k..(j + c.min(quad - 1) + 1) * k];
+                let w = [w(0), w(1), w(2), w(3)];
+                let x = |r: usize| &xs[r * k..(r + 1) * k];
+                let store = |r: usize, sums: [f32; 4]| {
+                    for (c, &sum) in sums.iter().enumerate().take(quad) {
+                        // SAFETY: row `r` < rows, column `j + c` < `cols.end` <= n: inside the
+                        // output, and the columns `cols` are this task's alone.
+                        unsafe { *dst.at(r * n + j + c) = sum };
+                    }
+                };
+                let mut r = 0;
+                while r + 4 <= rows {
+                    let tile = (kernels.four)([x(r), x(r + 1), x(r + 2), x(r + 3)], w);
+                    for (i, sums) in tile.into_iter().enumerate() {
+                        store(r + i, sums);
+                    }
+                    r += 4;
+                }
+                for r in r..rows {
+                    let [sums] = (kernels.one)([x(r)], w);
+                    store(r, sums);
+                }
+            }
+        });
+    let layout = Layout::contiguous(Shape::from(vec![rows, n]));
+    from_flex(FlexTensor::new(Bytes::from_elems(out), layout, DType::F32))
+}
+
+/// `x @ weight^T` for few rows through gemm, output columns split over the cores: the fastest
+/// few-rows product, but gemm picks its blocking from the matrix sizes, so a row's bits depend on
+/// how many rows come with it (see [`linear_row_stable`]).
 pub fn linear<B: Backend>(x: &Tensor<B, 2>, weight: &Tensor<B, 2>) -> Option<Tensor<B, 2>> {
     let [rows, k] = x.dims();
     let [n, wk] = weight.dims();
@@ -269,6 +331,185 @@ pub fn linear<B: Backend>(x: &Tensor<B, 2>, weight: &Tensor<B, 2>) -> Option<Ten
         });
     let layout = Layout::contiguous(Shape::from(vec![rows, n]));
     from_flex(FlexTensor::new(Bytes::from_elems(out), layout, DType::F32))
+}
+
+const LANES: usize = 16;
+
+/// Dot products of `R` rows with four weight rows: `[R][4]` sums.
+type DotTile<const R: usize> = fn([&[f32]; R], [&[f32]; 4]) -> [[f32; 4]; R];
+
+/// The dot-product tiles for this CPU: AVX-512 or AVX2 fused multiply-adds where it has them
+/// (detected at run time), plain multiply and add otherwise. One choice per product, so
+/// every row of it is summed the same way.
+struct DotKernels {
+    four: DotTile<4>,
+    one: DotTile<1>,
+}
+
+impl DotKernels {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f") {
+            return Self {
+                four: x86::tile_avx512::<4>,
+                one: x86::tile_avx512::<1>,
+            };
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            return Self {
+                four: x86::tile_avx2::<4>,
+                one: x86::tile_avx2::<1>,
+            };
+        }
+        Self {
+            four: |x, w| dot_tile(x, w, |a, b, c| a * b + c),
+            one: |x, w| dot_tile(x, w, |a, b, c| a * b + c),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// Selected only after `avx512f` was detected.
+    pub fn tile_avx512<const R: usize>(x: [&[f32]; R], w: [&[f32]; 4]) -> [[f32; 4]; R] {
+        // SAFETY: `DotKernels::detect` hands this out only on CPUs with avx512f.
+        unsafe { avx512(x, w) }
+    }
+
+    /// 16 lanes of fused multiply-adds per step, the remainder through a masked load (zeros add
+    /// nothing), then the lanes summed in the instruction's fixed order.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn avx512<const R: usize>(x: [&[f32]; R], w: [&[f32]; 4]) -> [[f32; 4]; R] {
+        let len = w[0].len();
+        let mut acc = [[_mm512_setzero_ps(); 4]; R];
+        let mut at = 0;
+        while at < len {
+            let left = len - at;
+            let mask: __mmask16 = if left >= 16 {
+                0xffff
+            } else {
+                (1u16 << left) - 1
+            };
+            // SAFETY: the mask keeps every lane read inside the slices (all of length `len`).
+            let wv: [__m512; 4] = std::array::from_fn(|c| unsafe {
+                _mm512_maskz_loadu_ps(mask, w[c].as_ptr().add(at))
+            });
+            for (a, xr) in acc.iter_mut().zip(&x) {
+                // SAFETY: as above.
+                let xv = unsafe { _mm512_maskz_loadu_ps(mask, xr.as_ptr().add(at)) };
+                for (ac, wc) in a.iter_mut().zip(&wv) {
+                    *ac = _mm512_fmadd_ps(xv, *wc, *ac);
+                }
+            }
+            at += 16;
+        }
+        acc.map(|a| a.map(|v| _mm512_reduce_add_ps(v)))
+    }
+
+    /// Selected only after `avx2` and `fma` were detected.
+    pub fn tile_avx2<const R: usize>(x: [&[f32]; R], w: [&[f32]; 4]) -> [[f32; 4]; R] {
+        // SAFETY: `DotKernels::detect` hands this out only on CPUs with avx2 and fma.
+        unsafe { avx2(x, w) }
+    }
+
+    /// 8 lanes of fused multiply-adds per step, the remainder in scalar fused multiply-adds, then
+    /// a fixed pairwise sum of the lanes.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2<const R: usize>(x: [&[f32]; R], w: [&[f32]; 4]) -> [[f32; 4]; R] {
+        let len = w[0].len();
+        let body = len / 8 * 8;
+        let mut acc = [[_mm256_setzero_ps(); 4]; R];
+        let mut at = 0;
+        while at < body {
+            // SAFETY: `at + 8 <= body <= len` for every slice.
+            let wv: [__m256; 4] =
+                std::array::from_fn(|c| unsafe { _mm256_loadu_ps(w[c].as_ptr().add(at)) });
+            for (a, xr) in acc.iter_mut().zip(&x) {
+                // SAFETY: as above.
+                let xv = unsafe { _mm256_loadu_ps(xr.as_ptr().add(at)) };
+                for (ac, wc) in a.iter_mut().zip(&wv) {
+                    *ac = _mm256_fmadd_ps(xv, *wc, *ac);
+                }
+            }
+            at += 8;
+        }
+        let mut out = [[0f32; 4]; R];
+        for ((o, a), xr) in out.iter_mut().zip(&acc).zip(&x) {
+            for ((oc, ac), wc) in o.iter_mut().zip(a).zip(&w) {
+                let mut lanes = [0f32; 8];
+                // SAFETY: `lanes` holds 8 floats.
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *ac) };
+                let mut tail = 0f32;
+                for i in body..len {
+                    tail = xr[i].mul_add(wc[i], tail);
+                }
+                let pairs = [
+                    lanes[0] + lanes[4],
+                    lanes[1] + lanes[5],
+                    lanes[2] + lanes[6],
+                    lanes[3] + lanes[7],
+                ];
+                *oc = ((pairs[0] + pairs[2]) + (pairs[1] + pairs[3])) + tail;
+            }
+        }
+        out
+    }
+}
+
+/// `R x 4` dot products (every slice of one length), each summed in one fixed order whatever `R`:
+/// lane-wise over chunks of [`LANES`] with `madd(x, w, acc)`, then the remainder, then a fixed
+/// pairwise reduction of the lanes. Inlined into each caller so it compiles for that caller's
+/// target features.
+#[inline(always)]
+fn dot_tile<const R: usize>(
+    x: [&[f32]; R],
+    w: [&[f32]; 4],
+    madd: impl Fn(f32, f32, f32) -> f32,
+) -> [[f32; 4]; R] {
+    let len = w[0].len();
+    let body = len / LANES * LANES;
+    let mut acc = [[[0f32; LANES]; 4]; R];
+    let mut at = 0;
+    while at < body {
+        // Fixed-size chunks: no bounds checks inside, so the lanes vectorize.
+        let wc: [&[f32; LANES]; 4] = std::array::from_fn(|c| chunk(w[c], at));
+        for (a, xr) in acc.iter_mut().zip(&x) {
+            let xc = chunk(xr, at);
+            for (ac, wcc) in a.iter_mut().zip(&wc) {
+                for l in 0..LANES {
+                    ac[l] = madd(xc[l], wcc[l], ac[l]);
+                }
+            }
+        }
+        at += LANES;
+    }
+    let mut out = [[0f32; 4]; R];
+    for ((o, a), xr) in out.iter_mut().zip(&acc).zip(&x) {
+        for ((oc, ac), wc) in o.iter_mut().zip(a).zip(&w) {
+            let mut tail = 0f32;
+            for i in body..len {
+                tail = madd(xr[i], wc[i], tail);
+            }
+            let mut lanes = *ac;
+            let mut width = LANES;
+            while width > 1 {
+                width /= 2;
+                for l in 0..width {
+                    lanes[l] += lanes[l + width];
+                }
+            }
+            *oc = lanes[0] + tail;
+        }
+    }
+    out
+}
+
+#[inline(always)]
+fn chunk(s: &[f32], at: usize) -> &[f32; LANES] {
+    s[at..at + LANES].try_into().unwrap_or(&[0f32; LANES])
 }
 
 /// The flex tensor behind `t`, when `B` is flex.

@@ -88,12 +88,36 @@ pub fn attention<B: Backend>(
 /// `x @ weight^T` for `x: [rows, in]` and `weight: [out, in]` (the checkpoint layout).
 pub fn linear<B: Backend>(x: Tensor<B, 2>, weight: &Tensor<B, 2>) -> Tensor<B, 2> {
     #[cfg(feature = "cpu")]
-    if fast_paths()
-        && let Some(out) = cpu::linear(&x, weight)
-    {
-        return out;
+    if fast_paths() {
+        let out = if row_stable() {
+            cpu::linear_row_stable(&x, weight)
+        } else {
+            cpu::linear(&x, weight)
+        };
+        if let Some(out) = out {
+            return out;
+        }
     }
     x.matmul(weight.clone().transpose())
+}
+
+thread_local! {
+    static ROW_STABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with few-row products computed so that each row's result does not depend on the
+/// other rows (on the CPU; see `cpu::linear_row_stable`): decoding steps, where a sequence must
+/// get the same tokens alone or batched. Applies to this thread's calls.
+pub fn row_stable_scope<T>(f: impl FnOnce() -> T) -> T {
+    let before = ROW_STABLE.with(|c| c.replace(true));
+    let out = f();
+    ROW_STABLE.with(|c| c.set(before));
+    out
+}
+
+/// Whether [`row_stable_scope`] is active on this thread.
+pub fn row_stable() -> bool {
+    ROW_STABLE.with(|c| c.get())
 }
 
 #[cfg(test)]
