@@ -115,3 +115,42 @@ fn few_row_linear_matches_matmul() {
         "many rows go to gemm's own threading"
     );
 }
+
+/// The decoding product gives a row the same bits whatever rows come with it (gemm does not), and
+/// agrees with a plain matmul to rounding.
+#[test]
+fn row_stable_linear_is_independent_of_the_batch() {
+    use burn::tensor::{Int, TensorData};
+    let dev = Default::default();
+    // Odd sizes: a remainder after the 16-lane chunks, a short last column quad and block.
+    for (k, n) in [(576usize, 1539usize), (1536, 576), (37, 600)] {
+        let w = Tensor::<Cpu, 2>::random([n, k], Distribution::Normal(0.0, 1.0), &dev);
+        let x = Tensor::<Cpu, 2>::random([64, k], Distribution::Normal(0.0, 1.0), &dev);
+        let row =
+            |t: Tensor<Cpu, 2>, r: usize| t.narrow(0, r, 1).into_data().to_vec::<f32>().unwrap();
+        let alone = row(
+            cpu::linear_row_stable(&x.clone().narrow(0, 0, 1), &w).unwrap(),
+            0,
+        );
+        for rows in [2usize, 4, 5, 7, 32, 64] {
+            let many = cpu::linear_row_stable(&x.clone().narrow(0, 0, rows), &w).unwrap();
+            assert_eq!(row(many, 0), alone, "k {k} n {n}: row 0 of {rows}");
+        }
+        // The same row at another position of the batch.
+        let mut idx: Vec<i64> = (0..9).collect();
+        idx[6] = 0;
+        let moved = x.clone().select(
+            0,
+            Tensor::<Cpu, 1, Int>::from_data(TensorData::new(idx, [9]), &dev),
+        );
+        assert_eq!(row(cpu::linear_row_stable(&moved, &w).unwrap(), 6), alone);
+        let reference = row(x.clone().narrow(0, 0, 1).matmul(w.clone().transpose()), 0);
+        let worst = alone
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+            .fold(0f32, f32::max);
+        // Sums of up to 1,536 products of normal numbers, rounded in another order.
+        assert!(worst < 1e-4, "k {k} n {n}: {worst}");
+    }
+}
