@@ -13,6 +13,10 @@ each:
   sampled  N = 4 responses per prompt (temperature 0.7, top-p 1.0), which cdr runs as one batch
            sharing the prompt's prefill, transformers as num_return_sequences=4.
 
+transformers runs both ways: prompt by prompt (a typical script) and all prompts in one
+left-padded `generate` call (batched, like cdr, which decodes up to --batch-rows sequences
+together).
+
 Throughput = new tokens (up to and including the end-of-sequence token) / wall time of the
 generation calls (prefill included, model loading excluded). cdr reports its own count and time
 (its summary line), measured the same way.
@@ -85,6 +89,38 @@ def hf_run(model, tok, n, sample, max_new, eos):
     return tokens, secs, texts
 
 
+def hf_run_batched(model, tok, n, sample, max_new, eos):
+    """All prompts in one left-padded `generate` call (what a batching transformers user writes),
+    N sequences each; the fair comparison for cdr, which also decodes the prompts together."""
+    texts_in = [
+        tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                add_generation_prompt=True)
+        for p in PROMPTS
+    ]
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    batch = tok(texts_in, add_special_tokens=False, return_tensors="pt", padding=True)
+    settings = dict(max_new_tokens=max_new, eos_token_id=eos, pad_token_id=tok.pad_token_id)
+    if sample:
+        torch.manual_seed(0)
+        settings.update(do_sample=True, temperature=0.7, top_p=1.0, top_k=0,
+                        num_return_sequences=n)
+    else:
+        settings.update(do_sample=False)
+    start = time.perf_counter()
+    with torch.no_grad():
+        out = model.generate(**batch, **settings)
+    secs = time.perf_counter() - start
+    tokens = 0
+    for row in out[:, batch["input_ids"].shape[1]:].tolist():
+        for t in row:
+            tokens += 1
+            if t in eos:
+                break
+    return tokens, secs
+
+
 def cdr_run(folder, n, sample, max_new, threads):
     prompts = folder / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"id": f"p{i}", "prompt": p}) + "\n"
@@ -131,11 +167,16 @@ def main():
             cdr_rate, cdr_tokens, cdr_texts = cdr_run(
                 folder, n, sample, args.max_new_tokens, args.threads
             )
+            hfb_tokens, hfb_secs = hf_run_batched(model, tok, n, sample, args.max_new_tokens, eos)
             entry = {
                 "transformers_tokens": hf_tokens,
                 "transformers_tok_s": round(hf_tokens / hf_secs, 1),
+                "transformers_batched_tokens": hfb_tokens,
+                "transformers_batched_tok_s": round(hfb_tokens / hfb_secs, 1),
                 "cdr_tokens": cdr_tokens,
                 "cdr_tok_s": cdr_rate,
+                "cdr_vs_transformers": round(cdr_rate / (hf_tokens / hf_secs), 2),
+                "cdr_vs_transformers_batched": round(cdr_rate / (hfb_tokens / hfb_secs), 2),
             }
             if not sample:
                 same = sum(a == b for a, b in zip(hf_texts, cdr_texts))
