@@ -43,7 +43,8 @@ pub struct SamplingArgs {
     #[arg(long, default_value_t = 512)]
     pub max_new_tokens: usize,
     /// Responses decoded together, prompts × N (more: faster, and more memory for the key/value
-    /// cache; prompts batched together get the responses they get alone).
+    /// cache). On the CPU in f32, prompts batched together get exactly the responses they get
+    /// alone; with bf16/f16 or on a GPU, rounding may differ with the batch.
     #[arg(long, default_value_t = 32)]
     pub batch_rows: usize,
     /// Seed of the samples; with the row id it fixes each prompt's samples, so a resumed or

@@ -165,9 +165,24 @@ impl<B: Backend> Policy<B> {
         options: &SampleOptions,
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<Result<Vec<Generation>>>> {
+        let generator = Generator::new(
+            &self.model,
+            GenerateOptions {
+                max_new_tokens: options.max_new_tokens,
+                sampling: options.sampling,
+                stop_ids: self.stop_ids.clone(),
+                stop_strings: options.stop_strings.clone(),
+            },
+        )?
+        .with_tokenizer(&self.tokenizer);
+        // A prompt that cannot be generated from fails its own row, not the batch.
         let encoded: Vec<Result<Vec<u32>>> = rows
             .iter()
-            .map(|(_, messages)| self.encode_prompt(messages, options.max_prompt_tokens))
+            .map(|(_, messages)| {
+                let ids = self.encode_prompt(messages, options.max_prompt_tokens)?;
+                generator.check_prompt(&ids)?;
+                Ok(ids)
+            })
             .collect();
         let ok: Vec<usize> = (0..rows.len()).filter(|&i| encoded[i].is_ok()).collect();
         let prompts: Vec<&[u32]> = ok
@@ -182,16 +197,6 @@ impl<B: Backend> Policy<B> {
                     .collect()
             })
             .collect();
-        let generator = Generator::new(
-            &self.model,
-            GenerateOptions {
-                max_new_tokens: options.max_new_tokens,
-                sampling: options.sampling,
-                stop_ids: self.stop_ids.clone(),
-                stop_strings: options.stop_strings.clone(),
-            },
-        )?
-        .with_tokenizer(&self.tokenizer);
         let mut generated = generator
             .generate_many_with(&prompts, &seeds, progress)?
             .into_iter();

@@ -332,7 +332,9 @@ impl<'a, B: Backend> Generator<'a, B> {
         Ok(sample.finish.is_none().then_some(token))
     }
 
-    fn check_prompt(&self, prompt: &[u32]) -> Result<()> {
+    /// Why `prompt` cannot be generated from (empty, an id outside the vocabulary, stop strings
+    /// without a tokenizer), if it cannot.
+    pub fn check_prompt(&self, prompt: &[u32]) -> Result<()> {
         let vocab = self.model.config().vocab_size;
         if prompt.is_empty() {
             return Err(ModelError::Input(

@@ -240,9 +240,21 @@ impl ChatTemplate {
                 full: finished,
             });
         }
+        // The end of the turn is what the template writes after the response: found by rendering
+        // a placeholder response, so that a short response cannot be matched inside it.
+        if let Some(last) = with_response.last_mut() {
+            *last = serde_json::json!({"role": "assistant", "content": PLACEHOLDER});
+        }
+        let placeholder = self.render(&with_response, false)?;
+        let end_of_turn = placeholder
+            .rfind(PLACEHOLDER)
+            .map(|at| &placeholder[at + PLACEHOLDER.len()..]);
         let parted = common_prefix_len(&prompt, &finished);
-        let start = response_offset(&finished[parted..], response)
+        let start = end_of_turn
+            .and_then(|end| finished.strip_suffix(end))
+            .and_then(|head| response_end_offset(&head[parted.min(head.len())..], response))
             .map(|offset| parted + offset)
+            .or_else(|| response_offset(&finished[parted..], response).map(|o| parted + o))
             .ok_or_else(|| PromptError::PrefixMismatch {
                 name: self.name.clone(),
             })?;
@@ -270,6 +282,22 @@ fn common_prefix_len(a: &str, b: &str) -> usize {
         .map_or(a.len().min(b.len()), |((i, _), _)| i)
 }
 
+/// A response no conversation contains (private-use characters around a name).
+const PLACEHOLDER: &str = "\u{E000}cdr-response\u{E001}";
+
+/// Where `response` (as is, or trimmed as templates `| trim` it) ends `text`.
+fn response_end_offset(text: &str, response: &str) -> Option<usize> {
+    [
+        response,
+        response.trim(),
+        response.trim_end(),
+        response.trim_start(),
+    ]
+    .into_iter()
+    .filter(|r| !r.is_empty())
+    .find_map(|r| text.strip_suffix(r).map(str::len))
+}
+
 /// Where `response` last occurs in `text`; else where it does trimmed (templates often `| trim`
 /// the content). An all-whitespace response is only found exactly.
 fn response_offset(text: &str, response: &str) -> Option<usize> {
@@ -291,10 +319,18 @@ fn without_generation_tags(source: &str) -> String {
     while let Some(open) = rest.find("{%") {
         out.push_str(&rest[..open]);
         let tag = &rest[open..];
-        let Some(close) = tag.find("%}") else {
+        // The closing `%}` comes after the opening `{%` (in `{%}` they would overlap).
+        let Some(close) = tag[2..].find("%}").map(|c| c + 2) else {
+            rest = tag;
             break;
         };
         let inner = &tag[2..close];
+        // A `{%` inside a string literal before a real tag: that real tag starts at the later `{%`.
+        if let Some(nested) = inner.find("{%") {
+            out.push_str(&tag[..2 + nested]);
+            rest = &tag[2 + nested..];
+            continue;
+        }
         let left = inner.strip_prefix(['-', '+']).map_or("", |_| &inner[..1]);
         let body = &inner[left.len()..];
         let right = body
@@ -323,6 +359,13 @@ mod tests {
             "a{%- if true -%}b{% endif %}c{{ x }}{%+ if y %}"
         );
         assert_eq!(without_generation_tags("{% raw"), "{% raw");
+        // No panic on overlapping delimiters, nothing written twice without a closing one.
+        assert_eq!(without_generation_tags("a{%}b"), "a{%}b");
+        assert_eq!(without_generation_tags("ab{{ '{%' }}"), "ab{{ '{%' }}");
+        assert_eq!(
+            without_generation_tags("{{ '{%}' }}{% generation %}"),
+            "{{ '{%}' }}{% if true %}"
+        );
     }
 
     #[test]
@@ -332,5 +375,8 @@ mod tests {
         assert_eq!(response_offset("x y x", "x"), Some(4));
         assert_eq!(response_offset("<a>hi</a>", "  hi \n"), Some(3));
         assert_eq!(response_offset("<a></a>", " "), None);
+        assert_eq!(response_end_offset("<a> hi", "hi"), Some(4));
+        assert_eq!(response_end_offset("<a>hi", "  hi\n"), Some(3));
+        assert_eq!(response_end_offset("<a>hi", "ho"), None);
     }
 }

@@ -138,3 +138,16 @@ fn tools_and_documents_are_none_as_in_transformers() {
         "D"
     );
 }
+
+#[test]
+fn a_short_response_is_not_found_inside_the_end_of_turn() {
+    // The generation prompt differs from the finished turn (as in reasoning templates) and the
+    // response `s` also occurs in the end-of-turn text `</s>`.
+    let src = "{% for m in messages %}[{{ m.role }}]{{ m.content }}{% if m.role == 'assistant' %}</s>{% endif %}{% endfor %}{% if add_generation_prompt %}<think>{% endif %}";
+    let t = ChatTemplate::new("odd", src, "", "").unwrap();
+    let pair = t
+        .render_pair(&[json!({"role": "user", "content": "x"})], "s")
+        .unwrap();
+    assert_eq!(pair.prompt, "[user]x<think>");
+    assert_eq!(pair.full, "[user]x<think>s</s>");
+}

@@ -384,6 +384,7 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     unsafe fn avx512<const R: usize>(x: [&[f32]; R], w: [&[f32]; 4]) -> [[f32; 4]; R] {
         let len = w[0].len();
+        debug_assert!(x.iter().chain(&w).all(|s| s.len() == len));
         let mut acc = [[_mm512_setzero_ps(); 4]; R];
         let mut at = 0;
         while at < len {
@@ -420,6 +421,7 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     unsafe fn avx2<const R: usize>(x: [&[f32]; R], w: [&[f32]; 4]) -> [[f32; 4]; R] {
         let len = w[0].len();
+        debug_assert!(x.iter().chain(&w).all(|s| s.len() == len));
         let body = len / 8 * 8;
         let mut acc = [[_mm256_setzero_ps(); 4]; R];
         let mut at = 0;

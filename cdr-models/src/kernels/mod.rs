@@ -90,7 +90,7 @@ pub fn linear<B: Backend>(x: Tensor<B, 2>, weight: &Tensor<B, 2>) -> Tensor<B, 2
     #[cfg(feature = "cpu")]
     if fast_paths() {
         let out = if row_stable() {
-            cpu::linear_row_stable(&x, weight)
+            row_stable_linear(&x, weight)
         } else {
             cpu::linear(&x, weight)
         };
@@ -101,18 +101,42 @@ pub fn linear<B: Backend>(x: Tensor<B, 2>, weight: &Tensor<B, 2>) -> Tensor<B, 2
     x.matmul(weight.clone().transpose())
 }
 
+/// The row-stable product for any number of rows: groups of at most `ROW_GROUP` rows, each row's
+/// result independent of its group.
+#[cfg(feature = "cpu")]
+fn row_stable_linear<B: Backend>(x: &Tensor<B, 2>, weight: &Tensor<B, 2>) -> Option<Tensor<B, 2>> {
+    const ROW_GROUP: usize = 64;
+    let rows = x.dims()[0];
+    if rows <= ROW_GROUP {
+        return cpu::linear_row_stable(x, weight);
+    }
+    let parts = (0..rows)
+        .step_by(ROW_GROUP)
+        .map(|at| {
+            cpu::linear_row_stable(&x.clone().narrow(0, at, ROW_GROUP.min(rows - at)), weight)
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Tensor::cat(parts, 0))
+}
+
 thread_local! {
     static ROW_STABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Runs `f` with few-row products computed so that each row's result does not depend on the
-/// other rows (on the CPU; see `cpu::linear_row_stable`): decoding steps, where a sequence must
-/// get the same tokens alone or batched. Applies to this thread's calls.
+/// Runs `f` with products computed so that each row's result does not depend on the other rows:
+/// decoding steps, where a sequence must get the same tokens alone or batched. Applies to this
+/// thread's calls, in f32 on the CPU (`cpu::linear_row_stable`); other dtypes and backends keep
+/// their matmul, whose rounding may depend on the batch.
 pub fn row_stable_scope<T>(f: impl FnOnce() -> T) -> T {
-    let before = ROW_STABLE.with(|c| c.replace(true));
-    let out = f();
-    ROW_STABLE.with(|c| c.set(before));
-    out
+    /// Restores the previous setting however `f` ends (a caught panic included).
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ROW_STABLE.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(ROW_STABLE.with(|c| c.replace(true)));
+    f()
 }
 
 /// Whether [`row_stable_scope`] is active on this thread.
