@@ -1,14 +1,23 @@
 //! Progress on stderr: rows, rows/s, tokens/s, ETA. Tokens count every forward pass (a sequence
 //! scored by both models counts twice), which is what the hardware does.
 
-use std::time::Instant;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// How often a log line reports progress when stderr is not a terminal (Slurm logs, pipes),
+/// where the bar draws nothing.
+const LOG_EVERY: Duration = Duration::from_secs(30);
 
 pub struct Progress {
     bar: ProgressBar,
     start: Instant,
     tokens: usize,
+    label: String,
+    total: usize,
+    /// When the last log line was written; `None` when the bar is visible or `--quiet`.
+    logged: Option<std::cell::Cell<Instant>>,
 }
 
 impl Progress {
@@ -23,10 +32,15 @@ impl Progress {
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         bar.set_prefix(label.to_string());
+        let start = Instant::now();
         Self {
             bar,
-            start: Instant::now(),
+            start,
             tokens: 0,
+            label: label.to_string(),
+            total: rows,
+            logged: (!quiet && !std::io::stderr().is_terminal())
+                .then(|| std::cell::Cell::new(start)),
         }
     }
 
@@ -35,10 +49,39 @@ impl Progress {
         let secs = self.start.elapsed().as_secs_f64().max(1e-9);
         self.bar
             .set_message(format!("{:.0} tok/s", self.tokens as f64 / secs));
+        self.log();
     }
 
     pub fn rows(&self, n: usize) {
         self.bar.inc(n as u64);
+        self.log();
+    }
+
+    /// A plain progress line on stderr, at most every [`LOG_EVERY`], where no bar is drawn.
+    fn log(&self) {
+        let Some(logged) = &self.logged else {
+            return;
+        };
+        if logged.get().elapsed() < LOG_EVERY {
+            return;
+        }
+        logged.set(Instant::now());
+        let secs = self.start.elapsed().as_secs_f64().max(1e-9);
+        let done = self.bar.position() as usize;
+        let eta = match done {
+            0 => "?".to_string(),
+            _ => {
+                let left = secs / done as f64 * self.total.saturating_sub(done) as f64;
+                format!("{}m{:02}s", (left / 60.0) as u64, (left % 60.0) as u64)
+            }
+        };
+        eprintln!(
+            "cdr {}: {done}/{} rows, {:.0} tok/s, elapsed {:.0}s, ETA {eta}",
+            self.label,
+            self.total,
+            self.tokens as f64 / secs,
+            secs
+        );
     }
 
     pub fn finish(&self) {
