@@ -77,9 +77,10 @@ impl ChatTemplate {
         Self::new(b.name, b.source, b.bos_token, b.eos_token)
     }
 
-    /// The template a model directory ships, if any, found where transformers looks:
-    /// `chat_template.jinja` (what transformers ≥ 4.50 saves), else the legacy processor file
-    /// `chat_template.json`, else `chat_template` in `tokenizer_config.json`. Special tokens come
+    /// The template a model directory ships, if any, found where transformers' tokenizer looks:
+    /// `chat_template.jinja` (what transformers ≥ 4.50 saves), else `chat_template` in
+    /// `tokenizer_config.json`; else, beyond what the tokenizer reads, the processor file
+    /// `chat_template.json` (multimodal checkpoints keep the template there). Special tokens come
     /// from `tokenizer_config.json`.
     pub fn from_model_dir(dir: &Path) -> Result<Option<Self>> {
         let config_path = dir.join("tokenizer_config.json");
@@ -96,8 +97,11 @@ impl ChatTemplate {
         };
         let jinja = dir.join("chat_template.jinja");
         let legacy = dir.join("chat_template.json");
+        let in_config = config.as_ref().and_then(TokenizerConfig::chat_template);
         let (origin, source) = if jinja.is_file() {
             (jinja.clone(), read(&jinja)?)
+        } else if let Some(source) = in_config {
+            (config_path.clone(), source.to_string())
         } else if legacy.is_file() {
             #[derive(serde::Deserialize)]
             struct Legacy {
@@ -110,10 +114,7 @@ impl ChatTemplate {
                 })?;
             (legacy.clone(), parsed.chat_template)
         } else {
-            match config.as_ref().and_then(TokenizerConfig::chat_template) {
-                Some(source) => (config_path.clone(), source.to_string()),
-                None => return Ok(None),
-            }
+            return Ok(None);
         };
         let token = |get: fn(&TokenizerConfig) -> Option<&str>| {
             config.as_ref().and_then(get).unwrap_or("").to_string()

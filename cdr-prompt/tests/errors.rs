@@ -151,3 +151,25 @@ fn a_short_response_is_not_found_inside_the_end_of_turn() {
     assert_eq!(pair.prompt, "[user]x<think>");
     assert_eq!(pair.full, "[user]x<think>s</s>");
 }
+
+#[test]
+fn the_tokenizer_config_template_wins_over_the_processor_file() {
+    // transformers' tokenizer never reads chat_template.json (its processor does).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tokenizer_config.json"),
+        json!({"chat_template": "tok:{{ messages[0].content }}"}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("chat_template.json"),
+        json!({"chat_template": "proc:{{ messages[0].content }}"}).to_string(),
+    )
+    .unwrap();
+    let t = ChatTemplate::from_model_dir(dir.path()).unwrap().unwrap();
+    assert_eq!(
+        t.render(&[json!({"role": "user", "content": "hi"})], false)
+            .unwrap(),
+        "tok:hi"
+    );
+}
