@@ -330,6 +330,9 @@ impl<B: Backend> LlamaForCausalLm<B> {
             Some(head) => &head.weight,
             None => &self.model.embed_tokens.weight,
         };
+        // Scoring keeps matmul: its vocabulary chunks vary in rows, and the few-rows gemm path
+        // would round a chunk differently from a large one (cached log-probs must not depend on
+        // their batch). Decoding steps take the row-stable product.
         if kernels::row_stable() {
             kernels::linear(hidden, weight)
         } else {

@@ -363,8 +363,8 @@ impl DotKernels {
             };
         }
         Self {
-            four: |x, w| dot_tile(x, w, |a, b, c| a * b + c),
-            one: |x, w| dot_tile(x, w, |a, b, c| a * b + c),
+            four: tile_portable::<4>,
+            one: tile_portable::<1>,
         }
     }
 }
@@ -461,16 +461,10 @@ mod x86 {
     }
 }
 
-/// `R x 4` dot products (every slice of one length), each summed in one fixed order whatever `R`:
-/// lane-wise over chunks of [`LANES`] with `madd(x, w, acc)`, then the remainder, then a fixed
-/// pairwise reduction of the lanes. Inlined into each caller so it compiles for that caller's
-/// target features.
-#[inline(always)]
-fn dot_tile<const R: usize>(
-    x: [&[f32]; R],
-    w: [&[f32]; 4],
-    madd: impl Fn(f32, f32, f32) -> f32,
-) -> [[f32; 4]; R] {
+/// `R x 4` dot products (every slice of one length) for CPUs without AVX2/AVX-512, each summed in
+/// one fixed order whatever `R`: lane-wise over chunks of [`LANES`], then the remainder, then a
+/// fixed pairwise reduction of the lanes.
+fn tile_portable<const R: usize>(x: [&[f32]; R], w: [&[f32]; 4]) -> [[f32; 4]; R] {
     let len = w[0].len();
     let body = len / LANES * LANES;
     let mut acc = [[[0f32; LANES]; 4]; R];
@@ -482,7 +476,7 @@ fn dot_tile<const R: usize>(
             let xc = chunk(xr, at);
             for (ac, wcc) in a.iter_mut().zip(&wc) {
                 for l in 0..LANES {
-                    ac[l] = madd(xc[l], wcc[l], ac[l]);
+                    ac[l] += xc[l] * wcc[l];
                 }
             }
         }
@@ -493,7 +487,7 @@ fn dot_tile<const R: usize>(
         for ((oc, ac), wc) in o.iter_mut().zip(a).zip(&w) {
             let mut tail = 0f32;
             for i in body..len {
-                tail = madd(xr[i], wc[i], tail);
+                tail += xr[i] * wc[i];
             }
             let mut lanes = *ac;
             let mut width = LANES;
