@@ -95,11 +95,7 @@ fn shared_prefix_scoring_equals_scoring_alone() {
     for name in FIXTURES {
         let model = load(name);
         let expected = expected(name);
-        let mut seqs: Vec<&[u32]> = expected
-            .sequences
-            .iter()
-            .map(|s| s.ids.as_slice())
-            .collect();
+        let mut seqs = expected.ids();
         seqs.sort_by_key(|s| std::cmp::Reverse(s.len()));
         // One "prompt" (the longest sequence's first 40 tokens) followed by each sequence's tokens as
         // a response of a different length.

@@ -23,6 +23,13 @@ pub struct Expected {
     pub cached: Option<CachedReference>,
 }
 
+impl Expected {
+    /// Every sequence's token ids.
+    pub fn ids(&self) -> Vec<&[u32]> {
+        self.sequences.iter().map(|s| s.ids.as_slice()).collect()
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct RopeReference {
     pub seq_len: usize,

@@ -4,22 +4,16 @@
 
 mod common;
 
-use cdr_models::{LoadOptions, ModelDir, ScoreSpan, backend::Cpu, kernels};
-use common::{FIXTURES, expected, fixture_dir, max_abs_diff};
+use cdr_models::{ScoreSpan, kernels};
+use common::{FIXTURES, expected, max_abs_diff};
 
 #[test]
 fn composed_ops_match_transformers() {
     kernels::use_composed_ops(true);
     for name in FIXTURES {
-        let model = ModelDir::new(fixture_dir(name))
-            .load::<Cpu>(&Default::default(), LoadOptions::default())
-            .unwrap();
+        let model = common::load_fixture(name);
         let expected = expected(name);
-        let seqs: Vec<&[u32]> = expected
-            .sequences
-            .iter()
-            .map(|s| s.ids.as_slice())
-            .collect();
+        let seqs = expected.ids();
         let got = model.token_logprobs(&seqs).unwrap();
         let mut worst = 0f32;
         for (g, e) in got.iter().zip(&expected.sequences) {

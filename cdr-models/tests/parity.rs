@@ -62,11 +62,7 @@ fn padded_batch_equals_one_by_one() {
     for name in FIXTURES {
         let model = common::load_fixture(name);
         let expected = expected(name);
-        let seqs: Vec<&[u32]> = expected
-            .sequences
-            .iter()
-            .map(|s| s.ids.as_slice())
-            .collect();
+        let seqs = expected.ids();
         let batched = model.token_logprobs(&seqs).unwrap();
         let mut worst = 0.0f32;
         for (seq, got) in seqs.iter().zip(&batched) {
@@ -178,11 +174,7 @@ fn rope_padded_batch_matches_transformers_batch() {
     for name in ROPE_FIXTURES {
         let model = common::load_fixture(name);
         let expected = expected(name);
-        let seqs: Vec<&[u32]> = expected
-            .sequences
-            .iter()
-            .map(|s| s.ids.as_slice())
-            .collect();
+        let seqs = expected.ids();
         assert_eq!(expected.batch_logprobs.len(), seqs.len(), "{name}");
         let spans: Vec<ScoreSpan<'_>> = seqs.iter().map(|ids| ScoreSpan::all(ids)).collect();
         let batched = model.score_spans_padded(&spans).unwrap();
