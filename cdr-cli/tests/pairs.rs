@@ -135,19 +135,21 @@ fn pairs_scores_each_model_once_and_matches_eval_pair_by_pair() {
             .all(|p| p["computed"] == 0 && p["cached"] == texts)
     );
     assert_eq!(tables(&cache), first, "nothing recomputed or appended");
-    let o = run(&[
-        "eval",
-        "-v",
-        "--input",
-        &input,
-        "--cache",
-        cache.to_str().unwrap(),
-        "--strong",
-        &models[0],
-        "--weak",
-        &models[2],
-    ]);
-    let err = stderr(&o);
+    let eval_with_cache = |dir: &Path| {
+        stderr(&run(&[
+            "eval",
+            "-v",
+            "--input",
+            &input,
+            "--cache",
+            dir.to_str().unwrap(),
+            "--strong",
+            &models[0],
+            "--weak",
+            &models[2],
+        ]))
+    };
+    let err = eval_with_cache(&cache);
     assert!(
         err.contains(&format!(
             "strong {texts} cached, 0 computed; weak {texts} cached, 0 computed"
@@ -156,25 +158,8 @@ fn pairs_scores_each_model_once_and_matches_eval_pair_by_pair() {
     );
     // Nothing to compute, so neither model's weights were read.
     assert!(!err.contains("loading weights"), "{err}");
-    let fresh = tmp.path().join("fresh-cache");
-    let o = run(&[
-        "eval",
-        "-v",
-        "--input",
-        &input,
-        "--cache",
-        fresh.to_str().unwrap(),
-        "--strong",
-        &models[0],
-        "--weak",
-        &models[2],
-    ]);
-    assert_eq!(
-        stderr(&o).matches("loading weights").count(),
-        2,
-        "{}",
-        stderr(&o)
-    );
+    let err = eval_with_cache(&tmp.path().join("fresh-cache"));
+    assert_eq!(err.matches("loading weights").count(), 2, "{}", err);
 }
 
 /// A copy of `llama_sharded` whose tokenizer swaps two frequent tokens' ids.
