@@ -5,6 +5,9 @@
 #   tools/gpu_bench.sh build   # here (no GPU needed): CUDA binaries into .cache/gpu (stripped)
 #   tools/gpu_bench.sh run     # on the GPU machine, from the repository root; carry .cache/gpu
 #
+# `run` reads PARITY_TIMEOUT and BENCH_TIMEOUT (seconds) and BENCH_SHAPE (default mistral-7b; a
+# smaller shape such as qwen2.5-0.5b fits a short device budget).
+#
 # e.g. with the device tool: command `tools/gpu_bench.sh run`, carry [".cache/gpu"], timeout 600.
 #
 # The GPU machine has no Rust toolchain: binaries are built here against CUDA 13.0 (cudarc loads
@@ -40,11 +43,16 @@ case "${1:-}" in
     smi=$!
     trap 'kill $smi 2>/dev/null || true' EXIT
     echo "== parity (the head of stderr is kept: a first panic explains any later ones)"
-    timeout "${PARITY_TIMEOUT:-150}" .cache/gpu/parity-cuda cdr-models/tests/fixtures --f32-tol 1e-2 \
+    # cubecl's compilation/autotune log (kernel sources included, so it stays off $OUT): a first
+    # run that seems stuck is usually compiling, and the count says how much.
+    CUBECL_DEBUG_LOG=/tmp/cubecl-parity.log timeout "${PARITY_TIMEOUT:-150}" \
+      .cache/gpu/parity-cuda cdr-models/tests/fixtures --f32-tol 1e-2 \
       > "$out/parity.txt" 2> "$out/parity.err" || echo "parity exited with $?"
     cat "$out/parity.txt"; head -60 "$out/parity.err"
-    echo "== throughput: Mistral-7B shape, bf16, cdr vs transformers + PyTorch"
-    timeout "${BENCH_TIMEOUT:-400}" .cache/gpu/score-workload-cuda --shape mistral-7b --dtype bf16 \
+    echo "kernels compiled: $(grep -c START_KERNEL_COMPILATION /tmp/cubecl-parity.log || true)"
+    shape=${BENCH_SHAPE:-mistral-7b}
+    echo "== throughput: $shape shape, bf16, cdr vs transformers + PyTorch"
+    timeout "${BENCH_TIMEOUT:-400}" .cache/gpu/score-workload-cuda --shape "$shape" --dtype bf16 \
       --workload pairwise:32 --workload best-of-32:2 --baseline python3 --device cuda \
       > "$out/throughput.txt" 2> "$out/throughput.err" || echo "throughput exited with $?"
     cat "$out/throughput.txt"; head -40 "$out/throughput.err"

@@ -62,9 +62,8 @@ impl<B: Backend> RmsNorm<B> {
 
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let dtype = x.dtype();
-        let x = x.cast(DType::F32);
-        let variance = x.clone().square().mean_dim(2);
-        let normed = x * (variance + self.eps).sqrt().recip();
+        let variance = x.clone().cast(DType::F32).square().mean_dim(2);
+        let normed = x.cast(DType::F32) * (variance + self.eps).sqrt().recip();
         normed.cast(dtype) * self.weight.clone().unsqueeze::<3>()
     }
 }

@@ -28,6 +28,7 @@ pub fn use_composed_ops(on: bool) {
     COMPOSED_ONLY.store(on, Ordering::Relaxed);
 }
 
+#[cfg(feature = "cpu")]
 fn fast_paths() -> bool {
     !COMPOSED_ONLY.load(Ordering::Relaxed)
 }
