@@ -5,8 +5,9 @@
 #   tools/gpu_bench.sh build   # here (no GPU needed): CUDA binaries into .cache/gpu (stripped)
 #   tools/gpu_bench.sh run     # on the GPU machine, from the repository root; carry .cache/gpu
 #
-# `run` reads PARITY_TIMEOUT and BENCH_TIMEOUT (seconds) and BENCH_SHAPE (default mistral-7b; a
-# smaller shape such as qwen2.5-0.5b fits a short device budget).
+# `run` reads PARITY_TIMEOUT and BENCH_TIMEOUT (seconds), PARITY_ARGS (e.g. `--dtypes bf16,f32
+# --fixtures llama3_tied`: each new shape costs NVRTC compilation on first use, ~2-3 min for the
+# first fixture) and BENCH_SHAPE (default mistral-7b; qwen2.5-0.5b fits a short device budget).
 #
 # e.g. with the device tool: command `tools/gpu_bench.sh run`, carry [".cache/gpu"], timeout 600.
 #
@@ -46,7 +47,7 @@ case "${1:-}" in
     # cubecl's compilation/autotune log (kernel sources included, so it stays off $OUT): a first
     # run that seems stuck is usually compiling, and the count says how much.
     CUBECL_DEBUG_LOG=/tmp/cubecl-parity.log timeout "${PARITY_TIMEOUT:-150}" \
-      .cache/gpu/parity-cuda cdr-models/tests/fixtures --f32-tol 1e-2 \
+      .cache/gpu/parity-cuda cdr-models/tests/fixtures --f32-tol 1e-2 ${PARITY_ARGS:-} \
       > "$out/parity.txt" 2> "$out/parity.err" || echo "parity exited with $?"
     cat "$out/parity.txt"; head -60 "$out/parity.err"
     echo "kernels compiled: $(grep -c START_KERNEL_COMPILATION /tmp/cubecl-parity.log || true)"
