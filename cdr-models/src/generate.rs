@@ -374,14 +374,7 @@ impl<'a, B: Backend> Generator<'a, B> {
             let hidden = self.model.forward_cached(ids, cache)?;
             let [rows, seq, h] = hidden.dims();
             let last = hidden.narrow(1, seq - 1, 1).reshape([rows, h]);
-            // One row is doubled: see `logprobs::at_least_two` for the fusion bug this avoids.
-            let last = match rows {
-                1 => Tensor::cat(vec![last.clone(), last], 0),
-                _ => last,
-            };
-            let mut logits = read_f32(self.model.logits(last).cast(DType::F32))?;
-            logits.truncate(rows * self.model.config().vocab_size);
-            Ok(logits)
+            read_f32(self.model.logits(last).cast(DType::F32))
         })
     }
 

@@ -335,7 +335,7 @@ impl<B: Backend> LlamaForCausalLm<B> {
         if kernels::row_stable() {
             kernels::linear(hidden, weight)
         } else {
-            hidden.matmul(weight.clone().transpose())
+            kernels::matmul_transposed(hidden, weight)
         }
     }
 }

@@ -148,31 +148,18 @@ impl<B: Backend> LlamaForCausalLm<B> {
         let chunk = (LOGIT_BUDGET / self.config().vocab_size).max(1);
         let mut flat = Vec::with_capacity(rows.len());
         for (rows, targets) in rows.chunks(chunk).zip(targets.chunks(chunk)) {
-            let real = rows.len();
-            let (rows, targets) = (at_least_two(rows), at_least_two(targets));
             let n = rows.len();
-            let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [n]), &device);
-            let targets = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [n, 1]), &device);
+            let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(rows.to_vec(), [n]), &device);
+            let targets =
+                Tensor::<B, 2, Int>::from_data(TensorData::new(targets.to_vec(), [n, 1]), &device);
             let logits = self.logits(hidden.clone().select(0, rows)).cast(DType::F32);
             let max = logits.clone().max_dim(1);
             let log_sum = (logits.clone() - max.clone()).exp().sum_dim(1).log() + max;
             let picked = logits.gather(1, targets) - log_sum;
-            flat.extend(read_f32(picked)?.into_iter().take(real));
+            flat.extend(read_f32(picked)?);
         }
         Ok(flat)
     }
-}
-
-/// `items`, its one item repeated when it has only one. burn 0.21's fusion (wgpu, CUDA) reads the
-/// vocabulary projection of a single selected row wrongly once it is cast to f32 in a half-precision
-/// model (off by up to 4 nats on the `llama3_tied` fixture in f16); two rows are read right. The
-/// extra row costs one more vocabulary projection, once per sequence at most.
-pub(crate) fn at_least_two<T: Copy>(items: &[T]) -> Vec<T> {
-    let mut items = items.to_vec();
-    if let [only] = items[..] {
-        items.push(only);
-    }
-    items
 }
 
 /// Shortest shared prefix worth running once for a whole batch: below it, the extra forward call

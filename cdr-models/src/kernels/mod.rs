@@ -99,6 +99,19 @@ pub fn linear<B: Backend>(x: Tensor<B, 2>, weight: &Tensor<B, 2>) -> Tensor<B, 2
             return out;
         }
     }
+    matmul_transposed(x, weight)
+}
+
+/// `x @ weight^T` with burn's matmul. burn 0.21's fusion (wgpu, CUDA) reads a one-row product
+/// wrongly once later ops fuse onto it: a Qwen2 decoding step's q/k/v bias (greedy tokens off
+/// after 3 of 72), or the f32 cast of a half-precision vocabulary projection (4 nats off). A doubled
+/// row is read right, so one row is computed as two.
+pub fn matmul_transposed<B: Backend>(x: Tensor<B, 2>, weight: &Tensor<B, 2>) -> Tensor<B, 2> {
+    if x.dims()[0] == 1 {
+        return Tensor::cat(vec![x.clone(), x], 0)
+            .matmul(weight.clone().transpose())
+            .narrow(0, 0, 1);
+    }
     x.matmul(weight.clone().transpose())
 }
 
