@@ -62,6 +62,8 @@ impl<B: Backend> RmsNorm<B> {
 
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let dtype = x.dtype();
+        // One cast per use: a single f32 cast feeding both the reduction and the product makes
+        // burn 0.21's fused reduce panic (codegen/ir.rs:500) in half precision on wgpu and CUDA.
         let variance = x.clone().cast(DType::F32).square().mean_dim(2);
         let normed = x.cast(DType::F32) * (variance + self.eps).sqrt().recip();
         normed.cast(dtype) * self.weight.clone().unsqueeze::<3>()
