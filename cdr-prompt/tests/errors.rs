@@ -70,12 +70,8 @@ fn reads_the_template_from_a_model_directory() {
         .to_string(),
     )
     .unwrap();
+    assert_eq!(render_hi(dir.path()), "<s>hi");
     let t = ChatTemplate::from_model_dir(dir.path()).unwrap().unwrap();
-    assert_eq!(
-        t.render(&[json!({"role": "user", "content": "hi"})], false)
-            .unwrap(),
-        "<s>hi"
-    );
     assert_eq!(t.eos_token(), "</s>");
 }
 
@@ -113,12 +109,7 @@ fn legacy_chat_template_json_is_read_and_a_bad_one_is_named() {
         json!({"chat_template": "[{{ messages[0].content }}]"}).to_string(),
     )
     .unwrap();
-    let t = ChatTemplate::from_model_dir(dir.path()).unwrap().unwrap();
-    assert_eq!(
-        t.render(&[json!({"role": "user", "content": "hi"})], false)
-            .unwrap(),
-        "[hi]"
-    );
+    assert_eq!(render_hi(dir.path()), "[hi]");
     std::fs::write(&path, "{\"chat_template\": 3}").unwrap();
     let err = ChatTemplate::from_model_dir(dir.path())
         .unwrap_err()
@@ -166,10 +157,12 @@ fn the_tokenizer_config_template_wins_over_the_processor_file() {
         json!({"chat_template": "proc:{{ messages[0].content }}"}).to_string(),
     )
     .unwrap();
-    let t = ChatTemplate::from_model_dir(dir.path()).unwrap().unwrap();
-    assert_eq!(
-        t.render(&[json!({"role": "user", "content": "hi"})], false)
-            .unwrap(),
-        "tok:hi"
-    );
+    assert_eq!(render_hi(dir.path()), "tok:hi");
+}
+
+/// The template `dir` holds, rendered for one user message "hi".
+fn render_hi(dir: &std::path::Path) -> String {
+    let t = ChatTemplate::from_model_dir(dir).unwrap().unwrap();
+    t.render(&[json!({"role": "user", "content": "hi"})], false)
+        .unwrap()
 }
