@@ -15,7 +15,7 @@
 
 use std::path::PathBuf;
 
-use cdr_models::{ComputeDtype, GenerateOptions, Generator, LoadOptions, ModelDir};
+use cdr_models::{ComputeDtype, GenerateOptions, Generator, LoadOptions, ModelDir, ScoreSpan};
 use serde::Deserialize;
 
 type B = cdr_models::backend::Selected;
@@ -69,6 +69,38 @@ struct Seq {
     logprobs: Vec<f32>,
 }
 
+/// Continuations of one 20-token prefix (the longest sequence's head followed by each sequence),
+/// scored through the shared-prefix path (prefix run once, its keys/values repeated per row, a
+/// rectangular causal mask) and as plain padded rows: the largest difference.
+fn shared_vs_padded(
+    model: &cdr_models::LlamaForCausalLm<B>,
+    seqs: &[&[u32]],
+) -> Result<f32, Box<dyn std::error::Error>> {
+    const PREFIX: usize = 20;
+    let Some(long) = seqs
+        .iter()
+        .max_by_key(|s| s.len())
+        .filter(|s| s.len() >= PREFIX)
+    else {
+        return Ok(0.0);
+    };
+    let joined: Vec<Vec<u32>> = seqs
+        .iter()
+        .map(|s| long[..PREFIX].iter().chain(&s[1..]).copied().collect())
+        .collect();
+    let spans: Vec<ScoreSpan<'_>> = joined
+        .iter()
+        .map(|ids| ScoreSpan { ids, start: PREFIX })
+        .collect();
+    let shared = model.score_spans(&spans)?;
+    let plain = model.score_spans_padded(&spans)?;
+    Ok(shared
+        .iter()
+        .zip(&plain)
+        .map(|(a, b)| max_diff(a, b))
+        .fold(0.0, f32::max))
+}
+
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter()
         .zip(b)
@@ -109,9 +141,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let backend = std::any::type_name::<B>();
     println!("backend: {backend}");
     println!(
-        "| fixture | dtype | max abs diff vs transformers f32 | padded batch vs one by one | greedy tokens as transformers f32 |"
+        "| fixture | dtype | max abs diff vs transformers f32 | padded batch vs one by one | shared prefix vs padded | greedy tokens as transformers f32 |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     let mut failed = false;
     let mut names: Vec<_> = std::fs::read_dir(&root)?
         .filter_map(|e| e.ok())
@@ -161,6 +193,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .zip(&padded)
                 .map(|(a, b)| max_diff(a, b))
                 .fold(0.0, f32::max);
+            let shared_diff = shared_vs_padded(&model, &batch)?;
             let greedy_cell = match &greedy {
                 Some(greedy) => {
                     let (agree, total) = greedy_agreement(&model, greedy)?;
@@ -173,12 +206,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 None => "-".into(),
             };
-            println!("| {name} | {dtype} | {worst:.3e} | {pad_diff:.3e} | {greedy_cell} |");
+            println!(
+                "| {name} | {dtype} | {worst:.3e} | {pad_diff:.3e} | {shared_diff:.3e} | {greedy_cell} |"
+            );
             let tol = match dtype {
                 ComputeDtype::F32 => f32_tol,
                 _ => half_tol,
             };
-            if worst > tol {
+            if worst > tol || pad_diff > tol || shared_diff > tol {
                 failed = true;
             }
         }

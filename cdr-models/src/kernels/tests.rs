@@ -52,6 +52,100 @@ fn attention_matches_composed_ops() {
     }
 }
 
+/// The composed attention, in query blocks of every size down to one, against burn's own attention
+/// op (flex) with an explicit mask: causal, windowed, rectangular (a query block after cached keys)
+/// and left-padded rows.
+#[test]
+fn blocked_attention_matches_burn_sdpa() {
+    use burn::tensor::{Bool, TensorData, module::attention as sdpa, ops::AttentionModuleOptions};
+    // (batch, q_len, kv_len, heads, kv_heads, head_dim, window, pad)
+    let cases: [(
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        Option<usize>,
+        &[usize],
+    ); 4] = [
+        (2, 37, 37, 4, 2, 8, None, &[]),
+        (2, 37, 37, 4, 4, 8, Some(6), &[]),
+        (3, 7, 50, 6, 2, 16, Some(20), &[]),
+        (3, 19, 19, 2, 1, 8, None, &[0, 4, 11]),
+    ];
+    for (b, q_len, kv_len, heads, kv_heads, d, window, pad) in cases {
+        let q = random([b, q_len, heads, d], DType::F32);
+        let k = random([b, kv_len, kv_heads, d], DType::F32);
+        let v = random([b, kv_len, kv_heads, d], DType::F32);
+        let mask = CausalMask { window, pad };
+        let offset = kv_len - q_len;
+        let mut hidden = vec![false; b * q_len * kv_len];
+        for r in 0..b {
+            for i in 0..q_len {
+                let p = offset + i;
+                let first = mask.first_key(r, p);
+                for j in 0..kv_len {
+                    hidden[(r * q_len + i) * kv_len + j] = j < first || j > p;
+                }
+            }
+        }
+        let explicit = Tensor::<Cpu, 3, Bool>::from_data(
+            TensorData::new(hidden, [b, q_len, kv_len]),
+            &Default::default(),
+        )
+        .unsqueeze_dim::<4>(1)
+        .expand([b, heads, q_len, kv_len]);
+        let group = heads / kv_heads;
+        let repeat = |x: Tensor<Cpu, 4>| {
+            x.swap_dims(1, 2)
+                .unsqueeze_dim::<5>(2)
+                .expand([b, kv_heads, group, kv_len, d])
+                .reshape([b, heads, kv_len, d])
+        };
+        let options = AttentionModuleOptions {
+            scale: None,
+            softcap: None,
+            is_causal: false,
+        };
+        let reference = sdpa(
+            q.clone().swap_dims(1, 2),
+            repeat(k.clone()),
+            repeat(v.clone()),
+            Some(explicit),
+            None,
+            options,
+        )
+        .swap_dims(1, 2);
+        let per_query = b * heads * kv_len * 4;
+        for queries_per_block in [q_len, 5, 1] {
+            let got = generic::attention_in_blocks(
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                mask,
+                per_query * queries_per_block,
+            );
+            // Rows that see no key at all (queries inside a row's left padding) are undefined:
+            // compare real positions only.
+            let mut worst = 0f32;
+            for r in 0..b {
+                let p = pad.get(r).copied().unwrap_or(0);
+                let diff = max_diff(
+                    got.clone().slice([r..r + 1, p..q_len]),
+                    reference.clone().slice([r..r + 1, p..q_len]),
+                );
+                worst = worst.max(diff);
+            }
+            assert!(
+                worst <= 1e-5,
+                "b{b} q{q_len} kv{kv_len} w{window:?} pad{pad:?} block {queries_per_block}: {worst:e}"
+            );
+            assert!(!got.contains_nan().into_scalar(), "NaN in padded rows");
+        }
+    }
+}
+
 #[test]
 fn attention_keeps_half_precision_dtypes() {
     for dtype in [DType::BF16, DType::F16] {
