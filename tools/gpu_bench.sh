@@ -18,8 +18,9 @@ cd "$(dirname "$0")/.."
 case "${1:-}" in
   build)
     export CUDARC_CUDA_VERSION=13000
+    # `cpu` too: the parity example's long-batch check compares with the CPU's f32.
     cargo build --release --target-dir target/cuda -p cdr-models --example parity \
-      --no-default-features --features cuda
+      --no-default-features --features cuda,cpu
     cargo build --release --target-dir target/cuda -p cdr-benches --bin score_workload \
       --no-default-features --features cuda
     mkdir -p .cache/gpu
@@ -47,7 +48,7 @@ case "${1:-}" in
     # cubecl's compilation/autotune log (kernel sources included, so it stays off $OUT): a first
     # run that seems stuck is usually compiling, and the count says how much.
     CUBECL_DEBUG_LOG=/tmp/cubecl-parity.log timeout "${PARITY_TIMEOUT:-150}" \
-      .cache/gpu/parity-cuda cdr-models/tests/fixtures --f32-tol 1e-2 ${PARITY_ARGS:-} \
+      .cache/gpu/parity-cuda cdr-models/tests/fixtures --f32-tol 1e-2 --long-batch ${PARITY_ARGS:-} \
       > "$out/parity.txt" 2> "$out/parity.err" || echo "parity exited with $?"
     cat "$out/parity.txt"; head -60 "$out/parity.err"
     echo "kernels compiled: $(grep -c START_KERNEL_COMPILATION /tmp/cubecl-parity.log || true)"

@@ -10,9 +10,9 @@ if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
 fi
 # wgpu's Vulkan loader wants a runtime dir; CI shells often have none.
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
-cargo build --release --target-dir target/wgpu -p cdr-models --example parity \
-  --no-default-features --features wgpu
+# `cpu` stays on: the long-batch check compares with the CPU's f32.
+cargo build --release --target-dir target/wgpu -p cdr-models --example parity --features wgpu
 # Few fixtures: the software device compiles every kernel on the CPU (~20 s per fixture and dtype).
 target/wgpu/release/examples/parity cdr-models/tests/fixtures --dtypes f32,f16 \
-  --fixtures llama3_tied,mistral_sw,qwen2_sw --f32-tol 1e-4 --half-tol 0.1 2>&1 \
+  --fixtures llama3_tied,mistral_sw,qwen2_sw --f32-tol 1e-4 --half-tol 0.1 --long-batch 2>&1 \
   | grep -v XDG_RUNTIME_DIR

@@ -11,7 +11,8 @@
 //! Prints one row per fixture and dtype; exits non-zero if f32 exceeds `--f32-tol` (default 1e-4) or
 //! f16/bf16 exceed `--half-tol` (default 1: bf16 rounding costs up to about 0.45 on these fixtures on
 //! the CPU, a wrong kernel costs nats). `--dtypes f32,f16` and `--fixtures a,b`
-//! narrow the run.
+//! narrow the run; `--long-batch` adds a 5 x 1,000-1,400-token padded batch checked against its
+//! sequences scored alone.
 
 use std::path::PathBuf;
 
@@ -101,6 +102,67 @@ fn shared_vs_padded(
         .fold(0.0, f32::max))
 }
 
+/// Five sequences of 1,000-1,400 tokens (the fixture's tokens, cycled; no transformers reference
+/// exists for them) scored as one padded batch and one by one: the largest difference, and, in a
+/// build that also has the `cpu` feature, the largest difference of the lone scores from the CPU's
+/// f32. Such a batch's attention scores exceed what one buffer holds on some devices, and its key
+/// counts reach the inner dimensions where a burn matmul kernel was found wrong.
+fn long_batch_check(
+    model: &cdr_models::LlamaForCausalLm<B>,
+    dir: &std::path::Path,
+    seqs: &[&[u32]],
+) -> Result<(f32, Option<f32>), Box<dyn std::error::Error>> {
+    let pool: Vec<u32> = seqs.iter().flat_map(|s| s.iter().copied()).collect();
+    if pool.is_empty() {
+        return Ok((0.0, None));
+    }
+    let long: Vec<Vec<u32>> = [1400, 1300, 1200, 1100, 1000]
+        .iter()
+        .map(|&n| pool.iter().copied().cycle().take(n).collect())
+        .collect();
+    let batch: Vec<&[u32]> = long.iter().map(Vec::as_slice).collect();
+    let padded = model.token_logprobs(&batch)?;
+    let mut worst = 0f32;
+    let mut alone = Vec::new();
+    for (ids, got) in batch.iter().zip(&padded) {
+        alone.push(model.token_logprobs(&[ids])?.remove(0));
+        worst = worst.max(max_diff(&alone[alone.len() - 1], got));
+    }
+    Ok((worst, cpu_reference(dir, &batch, &alone)?))
+}
+
+#[cfg(feature = "cpu")]
+fn cpu_reference(
+    dir: &std::path::Path,
+    batch: &[&[u32]],
+    got: &[Vec<f32>],
+) -> Result<Option<f32>, Box<dyn std::error::Error>> {
+    use cdr_models::backend::Cpu;
+    if std::any::TypeId::of::<B>() == std::any::TypeId::of::<Cpu>() {
+        return Ok(None);
+    }
+    let options = LoadOptions {
+        dtype: ComputeDtype::F32,
+    };
+    let cpu = ModelDir::new(dir).load::<Cpu>(&Default::default(), options)?;
+    let reference = cpu.token_logprobs(batch)?;
+    Ok(Some(
+        got.iter()
+            .zip(&reference)
+            .map(|(a, b)| max_diff(a, b))
+            .fold(0.0, f32::max),
+    ))
+}
+
+#[cfg(not(feature = "cpu"))]
+fn cpu_reference(
+    _: &std::path::Path,
+    _: &[&[u32]],
+    _: &[Vec<f32>],
+) -> Result<Option<f32>, Box<dyn std::error::Error>> {
+    Ok(None)
+}
+
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter()
         .zip(b)
@@ -120,6 +182,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut half_tol = 1.0f32;
     let mut dtypes = vec![ComputeDtype::F32, ComputeDtype::BF16];
     let mut only: Option<Vec<String>> = None;
+    let mut long_batch = false;
     while let Some(a) = args.next() {
         let mut value = || args.next().ok_or(format!("{a} needs a value"));
         match a.as_str() {
@@ -134,6 +197,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // The CPU through the composed ops GPU backends take (no fused CPU kernels).
             "--composed" => cdr_models::kernels::use_composed_ops(true),
             "--fixtures" => only = Some(value()?.split(',').map(String::from).collect()),
+            "--long-batch" => long_batch = true,
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -194,6 +258,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map(|(a, b)| max_diff(a, b))
                 .fold(0.0, f32::max);
             let shared_diff = shared_vs_padded(&model, &batch)?;
+            let (long_diff, long_ref) = if long_batch {
+                long_batch_check(&model, &dir, &batch)?
+            } else {
+                (0.0, None)
+            };
             let greedy_cell = match &greedy {
                 Some(greedy) => {
                     let (agree, total) = greedy_agreement(&model, greedy)?;
@@ -213,7 +282,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ComputeDtype::F32 => f32_tol,
                 _ => half_tol,
             };
-            if worst > tol || pad_diff > tol || shared_diff > tol {
+            let long_ref_diff = long_ref.unwrap_or(0.0);
+            if long_batch {
+                let vs_cpu = long_ref.map_or("-".into(), |d| format!("{d:.3e}"));
+                println!(
+                    "|   5 x 1,000-1,400 tokens (vs the CPU's f32 in a build with `cpu`) | {dtype} | {vs_cpu} | {long_diff:.3e} | | |"
+                );
+            }
+            if worst > tol
+                || pad_diff > tol
+                || shared_diff > tol
+                || long_diff > tol
+                || long_ref_diff > tol
+            {
                 failed = true;
             }
         }

@@ -21,6 +21,15 @@ pub fn rotary<B: Backend>(x: Tensor<B, 4>, rope: &RopeTables<B>) -> Tensor<B, 4>
 /// 5 x 1,383-token batch up to 0.1 nats off on Mesa's Vulkan device.
 pub const SCORE_BUDGET: usize = 64 << 20;
 
+/// Key counts are padded to a multiple of this (zero keys, masked out) before the product of the
+/// probabilities with `v`, whose inner dimension is the key count. burn 0.21's matmul autotune may
+/// pick a double-buffered unit kernel (`matmul_double_unit_max_tile_size`) that returns wrong sums
+/// when the inner dimension is a multiple of 8 but not of 16 (found on Mesa's Vulkan device: every
+/// `[4, m, k] x [4, k, 32]` product with such a `k` near 1,000-2,000 was off by 15-20). Model
+/// dimensions are multiples of 64 in every released checkpoint; the key count is the one inner
+/// dimension that comes from the data. Fewer distinct shapes also means fewer kernels to compile.
+pub const KEY_ALIGN: usize = 64;
+
 /// Causal attention composed from matmuls and a softmax, as HF's eager attention computes it:
 /// scores in the compute dtype, softmax in f32, probabilities cast back for the product with `v`.
 pub fn attention<B: Backend>(
@@ -44,20 +53,24 @@ pub fn attention_in_blocks<B: Backend>(
     let kv_len = k.dims()[1];
     let dtype = q.dtype();
     let scale = 1.0 / (head_dim as f64).sqrt();
+    let padded = kv_len.next_multiple_of(KEY_ALIGN);
+    let (k, v) = (pad_keys(k, padded), pad_keys(v, padded));
     let (q, k, v) = (q.swap_dims(1, 2), k.swap_dims(1, 2), v.swap_dims(1, 2));
     let (k, v) = (repeat_kv(k, heads), repeat_kv(v, heads));
-    let per_query = b * heads * kv_len * std::mem::size_of::<f32>();
+    let per_query = b * heads * padded * std::mem::size_of::<f32>();
     let block = (score_budget / per_query.max(1)).clamp(1, q_len.max(1));
     let offset = kv_len - q_len;
     let mut outputs = Vec::with_capacity(q_len.div_ceil(block));
     for q0 in (0..q_len).step_by(block) {
         let rows = block.min(q_len - q0);
-        // Keys this block can see: none after its last query, none before the window of its first.
-        let hi = offset + q0 + rows;
+        // Keys this block can see (none after its last query, none before the window of its
+        // first), widened to whole multiples of KEY_ALIGN; the mask hides the extra ones.
+        let hi = (offset + q0 + rows).next_multiple_of(KEY_ALIGN);
         let lo = match mask.window {
             Some(w) => (offset + q0 + 1).saturating_sub(w),
             None => 0,
         };
+        let lo = lo - lo % KEY_ALIGN;
         let scores = q
             .clone()
             .narrow(2, q0, rows)
@@ -74,6 +87,16 @@ pub fn attention_in_blocks<B: Backend>(
         outputs.push(probs.matmul(v.clone().narrow(2, lo, hi - lo)));
     }
     Tensor::cat(outputs, 2).swap_dims(1, 2)
+}
+
+/// `x: [batch, keys, heads, head_dim]` with zero keys appended up to `len`.
+fn pad_keys<B: Backend>(x: Tensor<B, 4>, len: usize) -> Tensor<B, 4> {
+    let [b, keys, heads, d] = x.dims();
+    if keys == len {
+        return x;
+    }
+    let zeros = Tensor::zeros([b, len - keys, heads, d], (&x.device(), x.dtype()));
+    Tensor::cat(vec![x, zeros], 1)
 }
 
 /// Grouped-query attention: each key/value head serves `heads / kv_heads` query heads.

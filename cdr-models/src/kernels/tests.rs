@@ -52,6 +52,18 @@ fn attention_matches_composed_ops() {
     }
 }
 
+/// (batch, q_len, kv_len, heads, kv_heads, head_dim, window, pad)
+type Case = (
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    Option<usize>,
+    &'static [usize],
+);
+
 /// The composed attention, in query blocks of every size down to one, against burn's own attention
 /// op (flex) with an explicit mask: causal, windowed, rectangular (a query block after cached keys)
 /// and left-padded rows.
@@ -59,16 +71,7 @@ fn attention_matches_composed_ops() {
 fn blocked_attention_matches_burn_sdpa() {
     use burn::tensor::{Bool, TensorData, module::attention as sdpa, ops::AttentionModuleOptions};
     // (batch, q_len, kv_len, heads, kv_heads, head_dim, window, pad)
-    let cases: [(
-        usize,
-        usize,
-        usize,
-        usize,
-        usize,
-        usize,
-        Option<usize>,
-        &[usize],
-    ); 4] = [
+    let cases: [Case; 4] = [
         (2, 37, 37, 4, 2, 8, None, &[]),
         (2, 37, 37, 4, 4, 8, Some(6), &[]),
         (3, 7, 50, 6, 2, 16, Some(20), &[]),
