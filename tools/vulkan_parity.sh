@@ -12,7 +12,8 @@ fi
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$(mktemp -d)}
 # `cpu` stays on: the long-batch check compares with the CPU's f32.
 cargo build --release --target-dir target/wgpu -p cdr-models --example parity --features wgpu
-# Few fixtures: the software device compiles every kernel on the CPU (~20 s per fixture and dtype).
+# Few fixtures: the software device compiles every kernel on the CPU (~50 s per fixture and dtype
+# with the long batch).
 target/wgpu/release/examples/parity cdr-models/tests/fixtures --dtypes f32,f16 \
   --fixtures llama3_tied,mistral_sw,qwen2_sw --f32-tol 1e-4 --half-tol 0.1 --long-batch 2>&1 \
   | grep -v XDG_RUNTIME_DIR

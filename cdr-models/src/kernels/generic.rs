@@ -80,9 +80,8 @@ pub fn attention_in_blocks<B: Backend>(
         let hidden = hidden_keys::<B>(b, offset + q0, rows, lo, hi, mask, &scores.device());
         // A finite floor, not -inf: a query that sees no key at all (left padding) then gets a
         // uniform row instead of NaN, which the product with `v` would spread to every row.
-        let scores = scores
-            .clone()
-            .mask_fill(hidden.expand(scores.dims()), f32::MIN);
+        let dims = scores.dims();
+        let scores = scores.mask_fill(hidden.expand(dims), f32::MIN);
         let probs = softmax(scores, 3).cast(dtype);
         outputs.push(probs.matmul(v.clone().narrow(2, lo, hi - lo)));
     }

@@ -120,7 +120,8 @@ fn blocked_attention_matches_burn_sdpa() {
             options,
         )
         .swap_dims(1, 2);
-        let per_query = b * heads * kv_len * 4;
+        // The scores of one query: a row per head over the keys padded to KEY_ALIGN.
+        let per_query = b * heads * kv_len.next_multiple_of(generic::KEY_ALIGN) * 4;
         for queries_per_block in [q_len, 5, 1] {
             let got = generic::attention_in_blocks(
                 q.clone(),
