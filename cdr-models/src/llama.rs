@@ -14,17 +14,18 @@ use crate::rope::{Rope, RopeTables};
 use crate::weights::{ComputeDtype, Weights};
 
 /// A dense layer with the PyTorch weight layout `[out, in]`, used transposed (the layout burn's
-/// matmul runs fastest on, and the one the checkpoint stores).
+/// matmul runs fastest on, and the one the checkpoint stores); packed for the matrix units on CPUs
+/// in bf16 ([`kernels::Weight`]).
 #[derive(Debug, Clone)]
 pub struct Linear<B: Backend> {
-    pub weight: Tensor<B, 2>,
+    pub weight: kernels::Weight<B>,
     pub bias: Option<Tensor<B, 1>>,
 }
 
 impl<B: Backend> Linear<B> {
     pub fn load(w: &Weights<B>, d_in: usize, d_out: usize, bias: bool) -> Result<Self> {
         Ok(Self {
-            weight: w.get("weight", [d_out, d_in])?,
+            weight: kernels::Weight::new(w.get("weight", [d_out, d_in])?),
             bias: if bias {
                 Some(w.get("bias", [d_out])?)
             } else {
@@ -61,6 +62,9 @@ impl<B: Backend> RmsNorm<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        if let Some(out) = kernels::rms_norm(&x, &self.weight, self.eps) {
+            return out;
+        }
         let dtype = x.dtype();
         // One cast per use: a single f32 cast feeding both the reduction and the product makes
         // burn 0.21's fused reduce panic (codegen/ir.rs:500) in half precision on wgpu and CUDA.
@@ -160,8 +164,12 @@ impl<B: Backend> Mlp<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        let (gate, up) = (self.gate_proj.forward(x.clone()), self.up_proj.forward(x));
+        let hidden = match kernels::swiglu(&gate, &up) {
+            Some(h) => h,
+            None => silu(gate) * up,
+        };
+        self.down_proj.forward(hidden)
     }
 }
 
@@ -211,11 +219,13 @@ pub struct LlamaModel<B: Backend> {
     pub norm: RmsNorm<B>,
 }
 
-/// A causal language model: the decoder plus `lm_head` (absent when tied to `embed_tokens`).
+/// A causal language model: the decoder plus the vocabulary projection.
 #[derive(Debug, Clone)]
 pub struct LlamaForCausalLm<B: Backend> {
     pub model: LlamaModel<B>,
-    pub lm_head: Option<Linear<B>>,
+    /// The vocabulary projection: `lm_head.weight`, or when tied `embed_tokens.weight` (the same
+    /// tensor, or on the CPU in bf16 a packed copy of it).
+    pub head: kernels::Weight<B>,
     config: Config,
     rope: Rope,
     /// Attention window per layer ([`Config::layer_windows`]).
@@ -236,15 +246,10 @@ impl<B: Backend> LlamaForCausalLm<B> {
             .map(|i| DecoderLayer::load(&m.pp("layers").pp(i), c))
             .collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::load(&m.pp("norm"), c.hidden_size, c.rms_norm_eps())?;
-        let lm_head = if c.tie_word_embeddings() && !w.contains("lm_head.weight") {
-            None
+        let head = if c.tie_word_embeddings() && !w.contains("lm_head.weight") {
+            kernels::Weight::new(embed_tokens.weight.clone())
         } else {
-            Some(Linear::load(
-                &w.pp("lm_head"),
-                c.hidden_size,
-                c.vocab_size,
-                false,
-            )?)
+            Linear::load(&w.pp("lm_head"), c.hidden_size, c.vocab_size, false)?.weight
         };
         Ok(Self {
             model: LlamaModel {
@@ -252,7 +257,7 @@ impl<B: Backend> LlamaForCausalLm<B> {
                 layers,
                 norm,
             },
-            lm_head,
+            head,
             config: c.clone(),
             rope: Rope::new(c)?,
             windows: c.layer_windows(),
@@ -327,17 +332,14 @@ impl<B: Backend> LlamaForCausalLm<B> {
 
     /// Vocabulary logits `[rows, vocab]` for hidden states `[rows, hidden]`, in the compute dtype.
     pub fn logits(&self, hidden: Tensor<B, 2>) -> Tensor<B, 2> {
-        let weight = match &self.lm_head {
-            Some(head) => &head.weight,
-            None => &self.model.embed_tokens.weight,
-        };
-        // Scoring keeps matmul: its vocabulary chunks vary in rows, and the few-rows gemm path
-        // would round a chunk differently from a large one (cached log-probs must not depend on
-        // their batch). Decoding steps take the row-stable product.
-        if kernels::row_stable() {
-            kernels::linear(hidden, weight)
-        } else {
-            kernels::matmul_transposed(hidden, weight)
+        kernels::vocab_linear(hidden, &self.head)
+    }
+
+    /// Which product the projections take (e.g. "bf16 packed, amx" or "burn matmul").
+    pub fn kernel(&self) -> String {
+        match self.model.layers.first() {
+            Some(layer) => layer.self_attn.q_proj.weight.kernel(),
+            None => "burn matmul".into(),
         }
     }
 }

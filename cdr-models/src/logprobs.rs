@@ -150,9 +150,14 @@ impl<B: Backend> LlamaForCausalLm<B> {
         for (rows, targets) in rows.chunks(chunk).zip(targets.chunks(chunk)) {
             let n = rows.len();
             let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(rows.to_vec(), [n]), &device);
+            let logits = self.logits(hidden.clone().select(0, rows));
+            if let Some(picked) = crate::kernels::log_softmax_gather(&logits, targets) {
+                flat.extend(picked);
+                continue;
+            }
             let targets =
                 Tensor::<B, 2, Int>::from_data(TensorData::new(targets.to_vec(), [n, 1]), &device);
-            let logits = self.logits(hidden.clone().select(0, rows)).cast(DType::F32);
+            let logits = logits.cast(DType::F32);
             let max = logits.clone().max_dim(1);
             let log_sum = (logits.clone() - max.clone()).exp().sum_dim(1).log() + max;
             let picked = logits.gather(1, targets) - log_sum;

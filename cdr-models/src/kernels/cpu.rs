@@ -177,15 +177,12 @@ unsafe fn attention_tile(
         let max = row[visible.clone()]
             .iter()
             .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let mut sum = 0f32;
-        for (j, s) in row.iter_mut().enumerate() {
-            if visible.contains(&j) {
-                *s = (*s - max).exp();
-                sum += *s;
-            } else {
-                *s = 0.0;
-            }
-        }
+        row[..visible.start].fill(0.0);
+        row[visible.end..].fill(0.0);
+        let seen = &mut row[visible.clone()];
+        seen.iter_mut().for_each(|s| *s -= max);
+        super::vexp::exp_in_place(seen);
+        let sum: f32 = seen.iter().sum();
         let inv = 1.0 / sum;
         row[visible].iter_mut().for_each(|s| *s *= inv);
     }
@@ -331,6 +328,44 @@ pub fn linear<B: Backend>(x: &Tensor<B, 2>, weight: &Tensor<B, 2>) -> Option<Ten
         });
     let layout = Layout::contiguous(Shape::from(vec![rows, n]));
     from_flex(FlexTensor::new(Bytes::from_elems(out), layout, DType::F32))
+}
+
+/// The weight packed for [`super::bf16`]'s products, when `B` is flex and the weight is bf16 (other
+/// dtypes keep their exact paths).
+pub fn pack_bf16<B: Backend>(weight: &Tensor<B, 2>) -> Option<super::bf16::PackedBf16> {
+    if !super::fast_paths() {
+        return None;
+    }
+    let t = as_flex(weight)?;
+    if t.dtype() != DType::BF16 {
+        return None;
+    }
+    let [n, k] = weight.dims();
+    let t = t.to_contiguous();
+    let (start, end) = t.layout().contiguous_offsets()?;
+    Some(super::bf16::PackedBf16::pack(
+        &t.storage::<bf16>()[start..end],
+        n,
+        k,
+    ))
+}
+
+/// `x @ w^T` in bf16 on the packed weight (`x` bf16 `[rows, k]`).
+pub fn linear_packed<B: Backend>(
+    x: &Tensor<B, 2>,
+    packed: &super::bf16::PackedBf16,
+) -> Option<Tensor<B, 2>> {
+    let [rows, k] = x.dims();
+    let [n, wk] = packed.dims();
+    let t = as_flex(x)?;
+    if wk != k || t.dtype() != DType::BF16 {
+        return None;
+    }
+    let t = t.to_contiguous();
+    let (start, end) = t.layout().contiguous_offsets()?;
+    let out = super::bf16::matmul(&t.storage::<bf16>()[start..end], rows, packed);
+    let layout = Layout::contiguous(Shape::from(vec![rows, n]));
+    from_flex(FlexTensor::new(Bytes::from_elems(out), layout, DType::BF16))
 }
 
 const LANES: usize = 16;
@@ -509,7 +544,7 @@ fn chunk(s: &[f32], at: usize) -> &[f32; LANES] {
 }
 
 /// The flex tensor behind `t`, when `B` is flex.
-fn as_flex<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Option<FlexTensor> {
+pub(super) fn as_flex<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Option<FlexTensor> {
     if TypeId::of::<B::FloatTensorPrimitive>() != TypeId::of::<FlexTensor>() {
         return None;
     }
@@ -519,7 +554,7 @@ fn as_flex<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Option<FlexTensor> {
         .cloned()
 }
 
-fn from_flex<B: Backend, const D: usize>(t: FlexTensor) -> Option<Tensor<B, D>> {
+pub(super) fn from_flex<B: Backend, const D: usize>(t: FlexTensor) -> Option<Tensor<B, D>> {
     let mut slot = Some(t);
     let primitive = (&mut slot as &mut dyn Any)
         .downcast_mut::<Option<B::FloatTensorPrimitive>>()?

@@ -17,8 +17,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use burn::tensor::{Tensor, backend::Backend};
 
 #[cfg(feature = "cpu")]
+pub mod bf16;
+#[cfg(feature = "cpu")]
 mod cpu;
+#[cfg(feature = "cpu")]
+mod fused;
 mod generic;
+#[cfg(feature = "cpu")]
+pub mod vexp;
 
 static COMPOSED_ONLY: AtomicBool = AtomicBool::new(false);
 
@@ -86,20 +92,156 @@ pub fn attention<B: Backend>(
     generic::attention(q, k, v, mask)
 }
 
-/// `x @ weight^T` for `x: [rows, in]` and `weight: [out, in]` (the checkpoint layout).
-pub fn linear<B: Backend>(x: Tensor<B, 2>, weight: &Tensor<B, 2>) -> Tensor<B, 2> {
+/// RMS normalization of `x: [batch, seq, hidden]` in f32, rounded to the dtype, times `weight`, as
+/// transformers computes it; `None` where no fused path applies (the caller composes burn ops).
+pub fn rms_norm<B: Backend>(
+    x: &Tensor<B, 3>,
+    weight: &Tensor<B, 1>,
+    eps: f64,
+) -> Option<Tensor<B, 3>> {
     #[cfg(feature = "cpu")]
     if fast_paths() {
-        let out = if row_stable() {
-            row_stable_linear(&x, weight)
-        } else {
-            cpu::linear(&x, weight)
-        };
-        if let Some(out) = out {
-            return out;
+        return fused::rms_norm(x, weight, eps);
+    }
+    let _ = (x, weight, eps);
+    None
+}
+
+/// `silu(gate) * up` in one pass where a fused path applies.
+pub fn swiglu<B: Backend>(gate: &Tensor<B, 3>, up: &Tensor<B, 3>) -> Option<Tensor<B, 3>> {
+    #[cfg(feature = "cpu")]
+    if fast_paths() {
+        return fused::swiglu(gate, up);
+    }
+    let _ = (gate, up);
+    None
+}
+
+/// `log_softmax(logits)[row, targets[row]]` (f32) in one pass over `logits: [rows, vocab]` where a
+/// fused path applies.
+pub fn log_softmax_gather<B: Backend>(logits: &Tensor<B, 2>, targets: &[i32]) -> Option<Vec<f32>> {
+    #[cfg(feature = "cpu")]
+    if fast_paths() {
+        return fused::log_softmax_gather(logits, targets);
+    }
+    let _ = (logits, targets);
+    None
+}
+
+/// A weight matrix `[out, in]` (the checkpoint layout) ready for [`linear`]: a burn tensor, or on
+/// the CPU in bf16 a copy packed for the matrix units ([`bf16::PackedBf16`]), in which case the
+/// tensor is dropped (a 7B model would not fit twice) and rebuilt only if a composed path asks.
+#[derive(Debug, Clone)]
+pub struct Weight<B: Backend> {
+    repr: Repr<B>,
+    device: B::Device,
+}
+
+#[derive(Debug, Clone)]
+enum Repr<B: Backend> {
+    Tensor(Tensor<B, 2>),
+    #[cfg(feature = "cpu")]
+    Packed(std::sync::Arc<bf16::PackedBf16>),
+}
+
+impl<B: Backend> Weight<B> {
+    /// Wraps `tensor`, packing it when the CPU's bf16 products apply (flex, bf16).
+    pub fn new(tensor: Tensor<B, 2>) -> Self {
+        let device = tensor.device();
+        #[cfg(feature = "cpu")]
+        if let Some(packed) = cpu::pack_bf16(&tensor) {
+            return Self {
+                repr: Repr::Packed(std::sync::Arc::new(packed)),
+                device,
+            };
+        }
+        Self {
+            repr: Repr::Tensor(tensor),
+            device,
         }
     }
-    matmul_transposed(x, weight)
+
+    /// `[out, in]`.
+    pub fn dims(&self) -> [usize; 2] {
+        match &self.repr {
+            Repr::Tensor(t) => t.dims(),
+            #[cfg(feature = "cpu")]
+            Repr::Packed(p) => p.dims(),
+        }
+    }
+
+    /// The plain matrix (unpacked anew when only the packed copy is held).
+    pub fn tensor(&self) -> Tensor<B, 2> {
+        match &self.repr {
+            Repr::Tensor(t) => t.clone(),
+            #[cfg(feature = "cpu")]
+            Repr::Packed(p) => Tensor::from_data(
+                burn::tensor::TensorData::new(p.unpack(), p.dims()),
+                &self.device,
+            ),
+        }
+    }
+
+    #[cfg(feature = "cpu")]
+    fn packed(&self) -> Option<&bf16::PackedBf16> {
+        match &self.repr {
+            Repr::Packed(p) => Some(p),
+            Repr::Tensor(_) => None,
+        }
+    }
+
+    /// Which product this weight takes, for `cdr info --load` and `-v` logs.
+    pub fn kernel(&self) -> String {
+        match &self.repr {
+            Repr::Tensor(_) => "burn matmul".into(),
+            #[cfg(feature = "cpu")]
+            Repr::Packed(_) => format!("bf16 packed, {}", bf16::isa()),
+        }
+    }
+}
+
+/// `x @ weight^T` for `x: [rows, in]` and `weight: [out, in]` (the checkpoint layout).
+pub fn linear<B: Backend>(x: Tensor<B, 2>, weight: &Weight<B>) -> Tensor<B, 2> {
+    #[cfg(feature = "cpu")]
+    if fast_paths() {
+        if let Some(packed) = weight.packed()
+            && let Some(out) = cpu::linear_packed(&x, packed)
+        {
+            return out;
+        }
+        if let Repr::Tensor(w) = &weight.repr {
+            let out = if row_stable() {
+                row_stable_linear(&x, w)
+            } else {
+                cpu::linear(&x, w)
+            };
+            if let Some(out) = out {
+                return out;
+            }
+        }
+    }
+    matmul_transposed(x, &weight.tensor())
+}
+
+/// `x @ weight^T` for a vocabulary projection: packed bf16 products as in [`linear`] (their sums do
+/// not depend on the rows batched together), else burn's matmul, except in decoding steps, which
+/// take the row-stable product.
+pub fn vocab_linear<B: Backend>(x: Tensor<B, 2>, weight: &Weight<B>) -> Tensor<B, 2> {
+    #[cfg(feature = "cpu")]
+    if fast_paths()
+        && let Some(packed) = weight.packed()
+        && let Some(out) = cpu::linear_packed(&x, packed)
+    {
+        return out;
+    }
+    // Scoring keeps matmul: its vocabulary chunks vary in rows, and the few-rows gemm path
+    // would round a chunk differently from a large one (cached log-probs must not depend on
+    // their batch). Decoding steps take the row-stable product.
+    if row_stable() {
+        linear(x, weight)
+    } else {
+        matmul_transposed(x, &weight.tensor())
+    }
 }
 
 /// `x @ weight^T` with burn's matmul. burn 0.21's fusion (wgpu, CUDA) reads a one-row product

@@ -236,7 +236,8 @@ fn row_stable_linear_is_independent_of_the_batch() {
         }
         // Past 64 rows the scope splits the batch into groups; a row still gets its bits.
         let big = Tensor::<Cpu, 2>::cat(vec![x.clone(), x.clone(), x.clone().narrow(0, 0, 3)], 0);
-        let grouped = super::row_stable_scope(|| super::linear(big, &w));
+        let grouped =
+            super::row_stable_scope(|| super::linear(big, &super::Weight::new(w.clone())));
         assert_eq!(row(grouped.clone(), 0), alone, "k {k} n {n}: 131 rows");
         assert_eq!(row(grouped, 128), alone, "k {k} n {n}: row 128 of 131");
         assert!(!super::row_stable(), "the scope restores the setting");
