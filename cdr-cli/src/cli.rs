@@ -232,6 +232,12 @@ pub struct ComputeArgs {
     /// Most tokens (batch x padded length) in one forward pass.
     #[arg(long, default_value_t = 8192)]
     pub max_batch_tokens: usize,
+
+    /// Keep one model in memory at a time: the strong model scores a chunk of rows, its weights
+    /// are dropped, then the weak model scores it. Chosen automatically when the two models'
+    /// weights would not fit in the available memory together.
+    #[arg(long)]
+    pub one_model_at_a_time: bool,
 }
 
 impl ComputeArgs {

@@ -59,6 +59,7 @@ pub fn score_options(
         dtype: s.compute.dtype()?,
         tokenizer_policy,
         template: s.template.clone(),
+        one_model_at_a_time: s.compute.one_model_at_a_time.then_some(true),
     };
     if options.limits.max_prompt_tokens == 0 || options.limits.max_response_tokens == 0 {
         bail!("--max-prompt-tokens and --max-response-tokens must be positive");

@@ -86,7 +86,7 @@ impl<B: Backend> Policy<B> {
     pub fn from_scorer(scorer: &ModelScorer<B>, template: ChatTemplate) -> Result<Self> {
         let stop_ids = scorer.config().eos_token_ids();
         Ok(Self::new(
-            scorer.model()?.clone(),
+            (*scorer.model()?).clone(),
             scorer.tokenizer.clone(),
             template,
             stop_ids,

@@ -1,7 +1,7 @@
 //! A strong/weak model pair and the batched scoring pipeline.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use cdr_data::Message;
 use cdr_models::{
@@ -41,6 +41,10 @@ pub struct ScoreOptions {
     pub tokenizer_policy: TokenizerPolicy,
     /// A built-in template name or a Jinja file; `None` uses the strong model's own template.
     pub template: Option<String>,
+    /// Score with one model in memory at a time (strong pass, its weights dropped, weak pass):
+    /// `Some(true)` always, `Some(false)` never, `None` when the two models' weights would not
+    /// fit in the memory available at load.
+    pub one_model_at_a_time: Option<bool>,
 }
 
 impl Default for ScoreOptions {
@@ -52,6 +56,7 @@ impl Default for ScoreOptions {
             dtype: ComputeDtype::F32,
             tokenizer_policy: TokenizerPolicy::Identical,
             template: None,
+            one_model_at_a_time: None,
         }
     }
 }
@@ -182,8 +187,8 @@ pub struct KeyedText<'a> {
 /// One model with its tokenizer: sums of response-token log-probs of encoded sequences.
 ///
 /// The weights load on first use ([`Self::model`]): a run whose log-probs all come from the cache
-/// never reads them (for a 7B model, tens of seconds and gigabytes saved).
-#[derive(Clone)]
+/// never reads them (for a 7B model, tens of seconds and gigabytes saved). They can be dropped
+/// again ([`Self::release_weights`]) and reload when next needed.
 pub struct ModelScorer<B: Backend> {
     pub tokenizer: Tokenizer,
     // Boxed: the config is large and scorers are moved around by value.
@@ -191,7 +196,20 @@ pub struct ModelScorer<B: Backend> {
     dir: PathBuf,
     device: B::Device,
     dtype: ComputeDtype,
-    model: OnceLock<LlamaForCausalLm<B>>,
+    model: Mutex<Option<Arc<LlamaForCausalLm<B>>>>,
+}
+
+impl<B: Backend> Clone for ModelScorer<B> {
+    fn clone(&self) -> Self {
+        Self {
+            tokenizer: self.tokenizer.clone(),
+            config: self.config.clone(),
+            dir: self.dir.clone(),
+            device: self.device.clone(),
+            dtype: self.dtype,
+            model: Mutex::new(self.model.lock().ok().and_then(|m| m.clone())),
+        }
+    }
 }
 
 impl<B: Backend> ModelScorer<B> {
@@ -204,7 +222,7 @@ impl<B: Backend> ModelScorer<B> {
             dir: dir.to_path_buf(),
             device: device.clone(),
             dtype,
-            model: OnceLock::new(),
+            model: Mutex::new(None),
         })
     }
 
@@ -213,19 +231,41 @@ impl<B: Backend> ModelScorer<B> {
         &self.config
     }
 
-    /// The model, its weights loaded on the first call.
-    pub fn model(&self) -> Result<&LlamaForCausalLm<B>> {
-        if let Some(model) = self.model.get() {
-            return Ok(model);
+    /// The model, its weights loaded on the first call (or the first after a release).
+    pub fn model(&self) -> Result<Arc<LlamaForCausalLm<B>>> {
+        let mut slot = self
+            .model
+            .lock()
+            .map_err(|_| CoreError::Invalid("a thread loading the model panicked".into()))?;
+        if let Some(model) = slot.as_ref() {
+            return Ok(model.clone());
         }
-        info!(model = %self.dir.display(), "loading weights");
+        info!(model = %self.dir.display(), dtype = %self.dtype, "loading weights");
         let model =
             ModelDir::new(&self.dir).load(&self.device, LoadOptions { dtype: self.dtype })?;
-        // Another thread may have won the race; either copy is the same model.
-        let _ = self.model.set(model);
-        self.model
-            .get()
-            .ok_or_else(|| CoreError::Invalid("the model failed to initialize".into()))
+        info!(products = %model.kernel(), "weights loaded");
+        let model = Arc::new(model);
+        *slot = Some(model.clone());
+        Ok(model)
+    }
+
+    /// Drops the weights (they reload on next use); memory returns once no caller holds the model.
+    pub fn release_weights(&self) {
+        if let Ok(mut slot) = self.model.lock()
+            && slot.take().is_some()
+        {
+            info!(model = %self.dir.display(), "weights released");
+        }
+    }
+
+    /// Whether the weights are in memory.
+    pub fn is_loaded(&self) -> bool {
+        self.model.lock().is_ok_and(|m| m.is_some())
+    }
+
+    /// Bytes the weights take in the compute dtype.
+    pub fn weight_bytes(&self) -> u64 {
+        self.config.parameter_count() * self.dtype.size() as u64
     }
 
     /// Per-token log-probs of each sequence's response part, batched under `max_batch_tokens`;
@@ -352,6 +392,8 @@ pub struct DensityRatio<B: Backend> {
     customization: Option<Customization>,
     options: ScoreOptions,
     cache: Option<PairCache>,
+    /// Release each model's weights after its pass ([`ScoreOptions::one_model_at_a_time`]).
+    one_at_a_time: bool,
 }
 
 impl<B: Backend> DensityRatio<B> {
@@ -368,14 +410,12 @@ impl<B: Backend> DensityRatio<B> {
             Some(spec) => ChatTemplate::resolve(spec, Some(strong))?,
             None => model_template(strong)?,
         };
-        let pair = Self {
-            strong: ModelScorer::load(strong, device, options.dtype)?,
-            weak: ModelScorer::load(weak, device, options.dtype)?,
+        let pair = Self::from_parts(
+            ModelScorer::load(strong, device, options.dtype)?,
+            ModelScorer::load(weak, device, options.dtype)?,
             template,
-            customization: None,
             options,
-            cache: None,
-        };
+        );
         let (sv, wv) = (
             pair.strong.config().vocab_size,
             pair.weak.config().vocab_size,
@@ -398,6 +438,20 @@ impl<B: Backend> DensityRatio<B> {
         template: ChatTemplate,
         options: ScoreOptions,
     ) -> Self {
+        let one_at_a_time = options.one_model_at_a_time.unwrap_or_else(|| {
+            let need = strong.weight_bytes() + weak.weight_bytes();
+            // Activations, the other model's packing buffers and the OS need room too.
+            let room = cdr_models::memory::available_bytes().map(|a| a / 10 * 9);
+            let fits = room.is_none_or(|room| need <= room);
+            if !fits {
+                info!(
+                    need_gib = need as f64 / (1u64 << 30) as f64,
+                    available_gib = room.unwrap_or(0) as f64 / (1u64 << 30) as f64,
+                    "the two models do not fit in memory together: scoring one model at a time"
+                );
+            }
+            !fits
+        });
         Self {
             strong,
             weak,
@@ -405,7 +459,13 @@ impl<B: Backend> DensityRatio<B> {
             customization: None,
             options,
             cache: None,
+            one_at_a_time,
         }
+    }
+
+    /// Whether this pair scores with one model in memory at a time.
+    pub fn one_model_at_a_time(&self) -> bool {
+        self.one_at_a_time
     }
 
     /// Customizes every prompt before rendering (docs/customization.md).
@@ -518,9 +578,15 @@ impl<B: Backend> DensityRatio<B> {
             max,
             progress,
         )?;
+        if self.one_at_a_time {
+            self.strong.release_weights();
+        }
         let (weak, w_stats) =
             self.weak
                 .logprobs_cached(&keyed(Prepared::weak), weak_table, false, max, progress)?;
+        if self.one_at_a_time {
+            self.weak.release_weights();
+        }
         if let Some(Ok(mut stats)) = self.cache.as_ref().map(|c| c.stats.lock()) {
             stats.0.add(s_stats);
             stats.1.add(w_stats);

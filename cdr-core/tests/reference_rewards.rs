@@ -287,3 +287,49 @@ fn customized_rewards_match_the_python_reference_and_reach_the_models() {
         assert!(changed > 0, "preset {preset} must reach the models");
     }
 }
+
+/// With one model in memory at a time, each pass drops its model's weights afterwards, and the
+/// scores are exactly those of the pair held together.
+#[test]
+fn one_model_at_a_time_gives_the_same_scores() {
+    let e = expected();
+    let rows = read_pairwise(
+        root().join("cdr-core/tests/fixtures/pairs.jsonl"),
+        &ReadOptions::default(),
+    )
+    .unwrap()
+    .rows;
+    let models = root().join("cdr-models/tests/fixtures");
+    let load = |one: bool| {
+        let options = ScoreOptions {
+            limits: Limits {
+                max_prompt_tokens: e.max_prompt_tokens,
+                max_response_tokens: e.max_response_tokens,
+            },
+            max_batch_tokens: 1024,
+            one_model_at_a_time: Some(one),
+            ..ScoreOptions::default()
+        };
+        DensityRatio::<Cpu>::load(
+            models.join(&e.strong),
+            models.join(&e.weak),
+            &Default::default(),
+            options,
+        )
+        .unwrap()
+    };
+    let items: Vec<Item> = rows
+        .iter()
+        .map(|r| Item::new(r.prompt.clone(), r.chosen.clone()))
+        .collect();
+    let (together, apart) = (load(false), load(true));
+    assert!(!together.one_model_at_a_time() && apart.one_model_at_a_time());
+    let a = together.score(&items).unwrap();
+    assert!(together.strong().is_loaded(), "held together, weights stay");
+    let b = apart.score(&items).unwrap();
+    assert!(!apart.strong().is_loaded(), "the strong pass released its weights");
+    let rewards = |s: &[cdr_core::ItemScore]| s.iter().map(|s| s.reward).collect::<Vec<_>>();
+    assert_eq!(rewards(&a), rewards(&b));
+    // A second call reloads what it needs.
+    assert_eq!(rewards(&apart.score(&items).unwrap()), rewards(&a));
+}

@@ -304,6 +304,18 @@ impl Config {
         Architecture::from_model_type(&self.model_type).unwrap_or(Architecture::Llama)
     }
 
+    /// Weights in the model (embeddings, every layer's projections and norms, the vocabulary
+    /// projection unless tied): what loading it costs, times the dtype's size.
+    pub fn parameter_count(&self) -> u64 {
+        let (h, hd) = (self.hidden_size as u64, self.head_dim() as u64);
+        let (nh, nkv) = (self.num_attention_heads as u64, self.num_kv_heads() as u64);
+        let attention = h * hd * (2 * nh + 2 * nkv);
+        let mlp = 3 * h * self.intermediate_size as u64;
+        let embed = self.vocab_size as u64 * h;
+        let head = if self.tie_word_embeddings() { 0 } else { embed };
+        embed + head + self.num_hidden_layers as u64 * (attention + mlp + 2 * h) + h
+    }
+
     pub fn num_kv_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
     }

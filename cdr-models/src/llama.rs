@@ -25,7 +25,7 @@ pub struct Linear<B: Backend> {
 impl<B: Backend> Linear<B> {
     pub fn load(w: &Weights<B>, d_in: usize, d_out: usize, bias: bool) -> Result<Self> {
         Ok(Self {
-            weight: kernels::Weight::new(w.get("weight", [d_out, d_in])?),
+            weight: kernels::Weight::load(w, "weight", [d_out, d_in])?,
             bias: if bias {
                 Some(w.get("bias", [d_out])?)
             } else {

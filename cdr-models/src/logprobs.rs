@@ -70,16 +70,37 @@ impl<B: Backend> LlamaForCausalLm<B> {
                 .collect();
         }
         let prefix = shared_prefix(batch);
-        let (hidden, rows, targets) = if batch.len() > 1
-            && prefix >= MIN_SHARED_PREFIX
-            && rope.same_frequencies(prefix, longest)
+        if batch.len() > 1 && prefix >= MIN_SHARED_PREFIX && rope.same_frequencies(prefix, longest)
         {
-            self.continuation_states(batch, prefix)?
-        } else {
-            self.padded_states(batch)
-        };
+            return self.score_continuations(batch, prefix);
+        }
+        let (hidden, rows, targets) = self.padded_states(batch);
         let flat = self.gather_logprobs(hidden, &rows, &targets)?;
         Ok(split(batch, &flat))
+    }
+
+    /// The shared prefix runs once; its keys/values then serve the continuations, which run in
+    /// groups of similar length ([`length_groups`]) so that right-padding a short response to the
+    /// longest of the batch does not cost a forward over padding.
+    fn score_continuations(&self, batch: &[ScoreSpan<'_>], prefix: usize) -> Result<Vec<Vec<f32>>> {
+        let device = self.device();
+        let ids: Vec<i32> = batch[0].ids[..prefix].iter().map(|&id| id as i32).collect();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, prefix]), &device);
+        let mut prefix_cache = self.new_cache();
+        self.forward_cached(ids, &mut prefix_cache)?;
+        let lengths: Vec<usize> = batch.iter().map(|s| s.ids.len() - prefix).collect();
+        let mut out = vec![Vec::new(); batch.len()];
+        for group in length_groups(&lengths) {
+            let spans: Vec<ScoreSpan<'_>> = group.iter().map(|&i| batch[i]).collect();
+            let mut cache = prefix_cache.repeat_rows(spans.len());
+            let (ids, rows, targets) = pad(&spans, prefix);
+            let hidden = self.forward_cached(ids.to_tensor(&device), &mut cache)?;
+            let flat = self.gather_logprobs(flatten(hidden), &rows, &targets)?;
+            for (&i, lp) in group.iter().zip(split(&spans, &flat)) {
+                out[i] = lp;
+            }
+        }
+        Ok(out)
     }
 
     fn validate(&self, batch: &[ScoreSpan<'_>]) -> Result<()> {
@@ -111,23 +132,6 @@ impl<B: Backend> LlamaForCausalLm<B> {
         let (hidden, rows, targets) = self.padded_states(batch);
         let flat = self.gather_logprobs(hidden, &rows, &targets)?;
         Ok(split(batch, &flat))
-    }
-
-    /// The shared prefix runs once (one row); its keys/values then serve every continuation.
-    fn continuation_states(
-        &self,
-        batch: &[ScoreSpan<'_>],
-        prefix: usize,
-    ) -> Result<(Tensor<B, 2>, Vec<i32>, Vec<i32>)> {
-        let device = self.device();
-        let ids: Vec<i32> = batch[0].ids[..prefix].iter().map(|&id| id as i32).collect();
-        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, prefix]), &device);
-        let mut cache = self.new_cache();
-        self.forward_cached(ids, &mut cache)?;
-        let mut cache = cache.repeat_rows(batch.len());
-        let (ids, rows, targets) = pad(batch, prefix);
-        let hidden = self.forward_cached(ids.to_tensor(&device), &mut cache)?;
-        Ok((flatten(hidden), rows, targets))
     }
 
     fn padded_states(&self, batch: &[ScoreSpan<'_>]) -> (Tensor<B, 2>, Vec<i32>, Vec<i32>) {
@@ -188,6 +192,30 @@ fn shared_prefix(batch: &[ScoreSpan<'_>]) -> usize {
     len
 }
 
+/// Padding a group of continuations may add, as a fraction of the longest: a response shorter than
+/// `1 - GROUP_SLACK` of its group's longest starts a new group. Each group costs one more forward
+/// call (and a copy of the prefix keys/values); padding costs its positions in every layer.
+const GROUP_SLACK: f64 = 0.25;
+
+/// Continuation indices in groups of similar length, longest first: a group's padded width is at
+/// most `1 / (1 - GROUP_SLACK)` of any member's length.
+fn length_groups(lengths: &[usize]) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut width = 0;
+    for i in order {
+        match groups.last_mut() {
+            Some(g) if lengths[i] as f64 >= width as f64 * (1.0 - GROUP_SLACK) => g.push(i),
+            _ => {
+                width = lengths[i];
+                groups.push(vec![i]);
+            }
+        }
+    }
+    groups
+}
+
 struct Padded {
     ids: Vec<i32>,
     shape: [usize; 2],
@@ -243,4 +271,21 @@ pub(crate) fn read_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Ve
         .map_err(|e| ModelError::Backend(format!("{e:?}")))?;
     data.to_vec::<f32>()
         .map_err(|e| ModelError::Backend(format!("{e:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::length_groups;
+
+    #[test]
+    fn continuations_group_by_length_with_bounded_padding() {
+        let lengths = [100, 800, 90, 620, 400, 610, 75];
+        let groups = length_groups(&lengths);
+        assert_eq!(groups, vec![vec![1, 3, 5], vec![4], vec![0, 2, 6]]);
+        let mut seen: Vec<usize> = groups.concat();
+        seen.sort();
+        assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
+        assert_eq!(length_groups(&[5, 5, 5]), vec![vec![0, 1, 2]]);
+        assert!(length_groups(&[]).is_empty());
+    }
 }

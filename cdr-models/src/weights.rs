@@ -238,4 +238,63 @@ impl<'a, B: Backend> Weights<'a, B> {
         let tensor = Tensor::from_data(data, (self.device, dtype.burn()));
         Ok(tensor)
     }
+
+    /// Loads matrix `name` (`[n, k]`, the checkpoint's `[out, in]`) straight into the CPU's packed
+    /// bf16 layout, with no intermediate tensor (which would double a large matrix's memory while
+    /// it is packed), releasing the source's pages as it goes.
+    #[cfg(feature = "cpu")]
+    pub fn get_packed(
+        &self,
+        name: &str,
+        [n, k]: [usize; 2],
+    ) -> Result<crate::kernels::bf16::PackedBf16> {
+        use crate::kernels::bf16::PackedBf16;
+        let full = self.full_name(name);
+        let file = self.source.file_of(&full);
+        let mut packed = None;
+        self.source
+            .with_tensor(&full, &mut |raw| {
+                if raw.shape != [n, k] {
+                    return Err(ModelError::ShapeMismatch {
+                        name: full.clone(),
+                        path: file.clone(),
+                        expected: vec![n, k],
+                        actual: raw.shape.clone(),
+                    });
+                }
+                let size = raw.dtype.size();
+                let bytes = raw.bytes;
+                let row = |r: usize, out: &mut [u16]| {
+                    let src = &bytes[r * k * size..(r + 1) * k * size];
+                    for (o, c) in out.iter_mut().zip(src.chunks_exact(size)) {
+                        *o = match raw.dtype {
+                            StoredDtype::BF16 => u16::from_le_bytes([c[0], c[1]]),
+                            StoredDtype::F16 => {
+                                bf16::from_f32(f16::from_le_bytes([c[0], c[1]]).to_f32()).to_bits()
+                            }
+                            StoredDtype::F32 => {
+                                bf16::from_f32(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                                    .to_bits()
+                            }
+                        };
+                    }
+                };
+                let done = |rows: std::ops::Range<usize>| {
+                    if let Some(consumed) = raw.consumed {
+                        consumed(rows.start * k * size..rows.end * k * size);
+                    }
+                };
+                packed = Some(PackedBf16::pack_rows(n, k, row, done));
+                // The closure's result type; the packed matrix travels in `packed`.
+                Ok(TensorData::new(Vec::<f32>::new(), [0]))
+            })?
+            .ok_or_else(|| ModelError::MissingTensor {
+                name: full.clone(),
+                path: file.clone(),
+            })?;
+        packed.ok_or_else(|| ModelError::MissingTensor {
+            name: full,
+            path: file,
+        })
+    }
 }

@@ -5,11 +5,16 @@
 //! cargo run --release -p cdr-benches --bin score_workload -- --shape smollm2-135m \
 //!     --workload pairwise:8 --workload best-of-8:2 --baseline /path/to/python
 //! ```
-//! Options: `--shape NAME`, `--workload KIND:PROMPTS` (repeatable; KIND is `pairwise` or
-//! `best-of-N`), `--dtype f32|bf16`, `--max-batch-tokens N` (cdr's budget, default 8192 as in the
-//! CLI), `--baseline PYTHON` (runs `benches/torch_baseline.py` with it), `--baseline-batch N`
-//! (sequences per padded batch in the baseline, default 8), `--baseline-lean` (the baseline projects
-//! onto the vocabulary only at response positions, as cdr does, instead of everywhere), `--device cpu|cuda` (for the baseline),
+//! Options: `--shape NAME` (random weights of a real shape) or `--model PATH` (a real model: a
+//! Hugging Face directory or a GGUF file), `--workload KIND:PROMPTS` (repeatable; KIND is `pairwise`
+//! or `best-of-N`), `--dtype f32|bf16`, `--max-batch-tokens N` (cdr's budget, default 8192 as in the
+//! CLI), `--baseline PYTHON` (runs `benches/torch_baseline.py` with it), `--baseline-dtype
+//! f32|bf16|best` (default `best`: bf16 where PyTorch has fast bf16 products — AMX CPUs, GPUs —
+//! else f32), `--baseline-batch N` (sequences per padded batch in the baseline, default 8), the
+//! baseline is the tuned script (vocabulary projected only at response positions, as cdr does;
+//! `--baseline-full` for the typical script that projects everywhere), `--llama-cpp PYTHON` (with
+//! `--model` on a GGUF file: runs `benches/llama_cpp_baseline.py`, llama.cpp with prefix reuse, on the
+//! same token ids; `tools/llama_cpp.sh` builds it), `--device cpu|cuda` (for the baseline),
 //! `--seed N`. Each engine scores every workload once, timed, after an untimed warm-up: one batch
 //! on the CPU, every batch on GPU backends (kernel compilation and autotuning happen per new shape;
 //! their time is printed on stderr).
@@ -24,11 +29,17 @@ use cdr_core::batch::{SeqShape, plan_batches, plan_shared_batches};
 use cdr_models::{ComputeDtype, LlamaForCausalLm, LoadOptions, ModelDir, ScoreSpan};
 use serde::Deserialize;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type B = cdr_models::backend::Selected;
 type Error = Box<dyn std::error::Error>;
 
 struct Options {
     shape: &'static Shape,
+    model: Option<PathBuf>,
+    llama_cpp: Option<String>,
+    baseline_dtype: String,
     workloads: Vec<(Kind, usize)>,
     dtype: ComputeDtype,
     max_batch_tokens: usize,
@@ -42,12 +53,15 @@ struct Options {
 fn parse() -> Result<Options, Error> {
     let mut o = Options {
         shape: Shape::find("smollm2-135m")?,
+        model: None,
+        llama_cpp: None,
+        baseline_dtype: "best".into(),
         workloads: Vec::new(),
         dtype: ComputeDtype::F32,
         max_batch_tokens: 8192,
         baseline: None,
         baseline_batch: 8,
-        baseline_lean: false,
+        baseline_lean: true,
         device: if cfg!(feature = "cuda") {
             "cuda"
         } else {
@@ -73,6 +87,10 @@ fn parse() -> Result<Options, Error> {
             "--baseline" => o.baseline = Some(value()?),
             "--baseline-batch" => o.baseline_batch = value()?.parse()?,
             "--baseline-lean" => o.baseline_lean = true,
+            "--baseline-full" => o.baseline_lean = false,
+            "--baseline-dtype" => o.baseline_dtype = value()?,
+            "--model" => o.model = Some(PathBuf::from(value()?)),
+            "--llama-cpp" => o.llama_cpp = Some(value()?),
             "--device" => o.device = value()?,
             "--seed" => o.seed = value()?.parse()?,
             other => return Err(format!("unknown option {other}").into()),
@@ -81,7 +99,40 @@ fn parse() -> Result<Options, Error> {
     if o.workloads.is_empty() {
         o.workloads = vec![(Kind::Pairwise, 8), (Kind::BestOfN(8), 2)];
     }
+    if let Some(path) = &o.model {
+        let config = ModelDir::new(path).config()?;
+        // Leaked once: the shape table holds `&'static` shapes and this process describes one model.
+        let name: &'static str = Box::leak(
+            path.file_name()
+                .map_or("model".into(), |n| n.to_string_lossy().into_owned())
+                .into_boxed_str(),
+        );
+        o.shape = Box::leak(Box::new(Shape {
+            name,
+            vocab: config.vocab_size,
+            hidden: config.hidden_size,
+            inter: config.intermediate_size,
+            layers: config.num_hidden_layers,
+            heads: config.num_attention_heads,
+            kv_heads: config.num_kv_heads(),
+            tied: config.tie_word_embeddings(),
+        }));
+    }
+    if o.baseline_dtype == "best" {
+        o.baseline_dtype = best_torch_dtype(&o.device).into();
+    }
     Ok(o)
+}
+
+/// The dtype PyTorch is fastest in: bf16 on GPUs and on CPUs with AMX (oneDNN's bf16 kernels run
+/// there at 4-7x its f32), f32 on other CPUs (without AMX its bf16 products are slower than f32).
+fn best_torch_dtype(device: &str) -> &'static str {
+    let amx = std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.contains(" amx_bf16"));
+    if device != "cpu" || amx {
+        "bf16"
+    } else {
+        "f32"
+    }
 }
 
 /// One engine's pass over a workload.
@@ -159,9 +210,34 @@ fn peak_rss_gb() -> Option<f64> {
     cdr_models::memory::peak_rss_bytes().map(|b| b as f64 / (1u64 << 30) as f64)
 }
 
+/// The threads cdr computes on (rayon's pool), handed to the llama.cpp baseline.
+fn rayon_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Dense matmul TFLOP/s of this backend in the compute dtype (square 8192 on CUDA, 2048 elsewhere:
-/// wgpu devices cap a buffer at 256 MiB by default).
+/// wgpu devices cap a buffer at 256 MiB by default). On the CPU in bf16, cdr's packed products
+/// (what its projections run on) instead of burn's matmul.
 fn matmul_ceiling(dtype: ComputeDtype) -> f64 {
+    #[cfg(all(feature = "cpu", not(feature = "cuda"), not(feature = "wgpu")))]
+    if dtype == ComputeDtype::BF16 {
+        use cdr_models::kernels::bf16::{PackedBf16, isa, matmul};
+        let n = 2048;
+        let values: Vec<half::bf16> = (0..n * n)
+            .map(|i| half::bf16::from_f32((i % 7) as f32 * 0.25 - 0.75))
+            .collect();
+        let w = PackedBf16::pack(&values, n, n);
+        let _ = matmul(&values, n, &w);
+        let t = Instant::now();
+        for _ in 0..3 {
+            std::hint::black_box(matmul(&values, n, &w));
+        }
+        let _ = isa();
+        return 3.0 * 2.0 * (n as f64).powi(3) / t.elapsed().as_secs_f64() / 1e12;
+    }
     use burn::tensor::{Distribution, Tensor};
     let n = if cfg!(feature = "cuda") { 8192 } else { 2048 };
     let device = Default::default();
@@ -200,16 +276,20 @@ fn decisions(w: &Workload, sums: &[f64]) -> Vec<(usize, usize)> {
 
 fn main() -> Result<(), Error> {
     let o = parse()?;
-    let dir = checkpoint(o.shape)?;
+    let dir = match &o.model {
+        Some(path) => path.clone(),
+        None => checkpoint(o.shape)?,
+    };
     let model =
         ModelDir::new(&dir).load::<B>(&Default::default(), LoadOptions { dtype: o.dtype })?;
     let ceiling = matmul_ceiling(o.dtype);
     eprintln!(
-        "shape {} ({:.2}B params), dtype {}, backend {}, matmul {ceiling:.2} TFLOP/s",
+        "shape {} ({:.2}B params), dtype {}, backend {}, products: {}, matmul {ceiling:.2} TFLOP/s",
         o.shape.name,
         o.shape.params() as f64 / 1e9,
         o.dtype,
-        std::any::type_name::<B>()
+        std::any::type_name::<B>(),
+        model.kernel(),
     );
     let mut rows = Vec::new();
     let mut checks = Vec::new();
@@ -259,7 +339,7 @@ fn main() -> Result<(), Error> {
                 .arg(&dir)
                 .arg("--workload")
                 .arg(&path)
-                .args(["--dtype", &o.dtype.to_string(), "--device", &o.device])
+                .args(["--dtype", &o.baseline_dtype, "--device", &o.device])
                 .args(["--batch", &o.baseline_batch.to_string()])
                 .args(o.baseline_lean.then_some("--lean"))
                 .output()?;
@@ -273,11 +353,45 @@ fn main() -> Result<(), Error> {
             let b: BaselineOut = serde_json::from_str(line)?;
             baseline_info = Some((b.torch.clone(), b.ceiling_tflops));
             runs.push((
-                if o.baseline_lean {
-                    "transformers + PyTorch (lean)"
-                } else {
-                    "transformers + PyTorch"
+                Box::leak(
+                    format!(
+                        "transformers + PyTorch {}{}",
+                        o.baseline_dtype,
+                        if o.baseline_lean { " (lean)" } else { "" }
+                    )
+                    .into_boxed_str(),
+                ),
+                Run {
+                    seconds: b.seconds,
+                    sums: b.sums,
+                    peak_mem_gb: b.peak_mem_gb,
                 },
+            ));
+        }
+        if let (Some(python), Some(model_path)) = (&o.llama_cpp, &o.model) {
+            let out = Command::new(python)
+                .arg("benches/llama_cpp_baseline.py")
+                .arg("--model")
+                .arg(model_path)
+                .arg("--workload")
+                .arg(&path)
+                .args(["--threads", &rayon_threads().to_string()])
+                .output()?;
+            if !out.status.success() {
+                return Err(format!(
+                    "llama.cpp baseline failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+                .into());
+            }
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let line = stdout
+                .lines()
+                .last()
+                .ok_or("llama.cpp baseline printed nothing")?;
+            let b: BaselineOut = serde_json::from_str(line)?;
+            runs.push((
+                Box::leak(b.torch.into_boxed_str()),
                 Run {
                     seconds: b.seconds,
                     sums: b.sums,
@@ -323,15 +437,16 @@ fn main() -> Result<(), Error> {
             }
             let same = decisions(&w, &fast.sums) == decisions(&w, &base.sums);
             checks.push(format!(
-                "{}: cdr vs transformers: max |sum diff| {worst:.2e}, best/worst picks identical: {same}",
-                w.name
+                "{}: cdr vs {}: max |sum diff| {worst:.2e}, best/worst picks identical: {same}",
+                w.name, runs[2].0
             ));
         }
     }
     println!(
-        "shape `{}`, {}, matmul ceiling {ceiling:.2} TFLOP/s (burn){}",
+        "shape `{}`, {}, products: {}, matmul ceiling {ceiling:.2} TFLOP/s (cdr){}",
         o.shape.name,
         o.dtype,
+        model.kernel(),
         baseline_info
             .as_ref()
             .map(|(v, c)| format!(

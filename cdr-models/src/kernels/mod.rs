@@ -161,6 +161,23 @@ impl<B: Backend> Weight<B> {
         }
     }
 
+    /// Loads weight `name` of `w` (`[out, in]`): packed straight from the checkpoint where the
+    /// CPU's bf16 products apply, else as a tensor.
+    pub fn load(
+        w: &crate::weights::Weights<B>,
+        name: &str,
+        dims: [usize; 2],
+    ) -> crate::error::Result<Self> {
+        #[cfg(feature = "cpu")]
+        if packs::<B>(w.dtype()) {
+            return Ok(Self {
+                repr: Repr::Packed(std::sync::Arc::new(w.get_packed(name, dims)?)),
+                device: w.device().clone(),
+            });
+        }
+        Ok(Self::new(w.get(name, dims)?))
+    }
+
     /// `[out, in]`.
     pub fn dims(&self) -> [usize; 2] {
         match &self.repr {
@@ -198,6 +215,15 @@ impl<B: Backend> Weight<B> {
             Repr::Packed(_) => format!("bf16 packed, {}", bf16::isa()),
         }
     }
+}
+
+/// Whether weights of backend `B` in `dtype` are packed for the CPU's bf16 products.
+#[cfg(feature = "cpu")]
+fn packs<B: Backend>(dtype: crate::weights::ComputeDtype) -> bool {
+    use std::any::TypeId;
+    fast_paths()
+        && dtype == crate::weights::ComputeDtype::BF16
+        && TypeId::of::<B::FloatTensorPrimitive>() == TypeId::of::<burn_flex::FlexTensor>()
 }
 
 /// `x @ weight^T` for `x: [rows, in]` and `weight: [out, in]` (the checkpoint layout).

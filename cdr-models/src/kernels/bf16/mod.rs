@@ -165,27 +165,48 @@ impl std::fmt::Debug for PackedBf16 {
 }
 
 impl PackedBf16 {
-    /// Packs a row-major `[n, k]` matrix given by `value(row, col)` bits.
-    fn pack_with(n: usize, k: usize, rows: impl Fn(usize, &mut [u16]) + Sync) -> Self {
+    /// Packs a row-major `[n, k]` matrix whose row `r` `rows` writes as bf16 bits, a few panels at
+    /// a time (in parallel within a step); `done(first_row..end_row)` after each step, so a caller
+    /// streaming from a memory map can release the source pages it has packed.
+    pub fn pack_rows(
+        n: usize,
+        k: usize,
+        rows: impl Fn(usize, &mut [u16]) + Sync,
+        mut done: impl FnMut(std::ops::Range<usize>),
+    ) -> Self {
         let blocks = k.div_ceil(BLOCK_K);
         let panels = n.div_ceil(PANEL);
         let panel_len = blocks * 2 * HALF;
         let mut data = lines(panels * panel_len);
-        as_u16_mut(&mut data)
-            .par_chunks_mut(panel_len)
+        // About 4 MiB of bf16 rows per step.
+        let step = ((4 << 20) / (PANEL * k.max(1) * 2)).max(1);
+        for (s, chunk) in as_u16_mut(&mut data)
+            .chunks_mut(panel_len * step)
             .enumerate()
-            .for_each(|(p, panel)| {
-                let mut row = vec![0u16; k];
-                for c in 0..PANEL.min(n - p * PANEL) {
-                    rows(p * PANEL + c, &mut row);
-                    let (half, col) = (c / 16, c % 16);
-                    for (i, &v) in row.iter().enumerate() {
-                        let (b, pair, e) = (i / BLOCK_K, i % BLOCK_K / 2, i % 2);
-                        panel[(b * 2 + half) * HALF + pair * 32 + col * 2 + e] = v;
+        {
+            chunk
+                .par_chunks_mut(panel_len)
+                .enumerate()
+                .for_each(|(i, panel)| {
+                    let p = s * step + i;
+                    let mut row = vec![0u16; k];
+                    for c in 0..PANEL.min(n - p * PANEL) {
+                        rows(p * PANEL + c, &mut row);
+                        let (half, col) = (c / 16, c % 16);
+                        for (i, &v) in row.iter().enumerate() {
+                            let (b, pair, e) = (i / BLOCK_K, i % BLOCK_K / 2, i % 2);
+                            panel[(b * 2 + half) * HALF + pair * 32 + col * 2 + e] = v;
+                        }
                     }
-                }
-            });
+                });
+            let first = s * step * PANEL;
+            done(first..(first + step * PANEL).min(n));
+        }
         Self { n, k, blocks, data }
+    }
+
+    fn pack_with(n: usize, k: usize, rows: impl Fn(usize, &mut [u16]) + Sync) -> Self {
+        Self::pack_rows(n, k, rows, |_| {})
     }
 
     /// Packs a row-major `[n, k]` bf16 matrix.
