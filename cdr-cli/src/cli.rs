@@ -51,7 +51,8 @@ pub enum Command {
 pub struct InfoArgs {
     /// A model directory, a .gguf file, or an HF hub id in the local cache.
     pub model: String,
-    /// Also load the weights (f32) and report the load time and peak memory.
+    /// Also load the weights (in the default dtype: bf16 for GGUF on AMX CPUs, else f32) and
+    /// report the load time, peak memory and which matrix-product path the model takes.
     #[arg(long)]
     pub load: bool,
 }
@@ -225,8 +226,9 @@ pub struct ComputeArgs {
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
 
-    /// Compute dtype: f32, f16 or bf16 (log-probs are always f32).
-    #[arg(long, default_value = "f32")]
+    /// Compute dtype: f32, f16, bf16 or auto (log-probs are always f32). auto: bf16 for GGUF
+    /// models on a CPU with AMX (bf16 matrix units), f32 otherwise (the exact path).
+    #[arg(long, default_value = "auto")]
     pub dtype: String,
 
     /// Most tokens (batch x padded length) in one forward pass.
@@ -241,8 +243,19 @@ pub struct ComputeArgs {
 }
 
 impl ComputeArgs {
-    pub fn dtype(&self) -> anyhow::Result<cdr_core::ComputeDtype> {
+    /// The compute dtype for `models` (resolved paths): `--dtype`, or for `auto` the default of
+    /// [`cdr_models::kernels::default_dtype`] (bf16 only when every model is a GGUF file).
+    pub fn dtype_for(&self, models: &[&std::path::Path]) -> anyhow::Result<cdr_core::ComputeDtype> {
         use anyhow::Context;
+        if self.dtype.eq_ignore_ascii_case("auto") {
+            let gguf = !models.is_empty()
+                && models
+                    .iter()
+                    .all(|m| cdr_models::ModelDir::new(m).is_gguf());
+            let dtype = cdr_models::kernels::default_dtype(gguf, self.device == DeviceKind::Cpu);
+            tracing::info!(%dtype, "--dtype auto");
+            return Ok(dtype);
+        }
         self.dtype
             .parse()
             .map_err(anyhow::Error::msg)

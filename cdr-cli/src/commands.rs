@@ -235,7 +235,7 @@ impl BackendJob for RouteArgs {
             None,
             self.template.as_deref(),
             &device,
-            self.compute.dtype()?,
+            self.compute.dtype_for(&[])?,
             self.compute.max_batch_tokens,
         )?;
         let domains = routing::route(

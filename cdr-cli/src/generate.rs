@@ -128,7 +128,7 @@ impl BackendJob for GenerateArgs {
             policy: &self.policy,
             template: self.policy_template.as_deref(),
             options: &options,
-            dtype: self.compute.dtype()?,
+            dtype: policy_dtype(&self.compute, &self.policy)?,
             io: &self.io,
             output: &out.path,
             shard: out.shard,
@@ -370,7 +370,7 @@ pub fn generate_first<B: Backend>(
         policy: &policy,
         template: args.policy_template.as_deref(),
         options: &options,
-        dtype: scoring.compute.dtype()?,
+        dtype: policy_dtype(&scoring.compute, &policy)?,
         io: &args.run.io,
         output: &generated,
         shard,
@@ -396,5 +396,17 @@ impl BackendJob for Annotate {
     fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
         let args = generate_first::<B>(self.0, &device)?;
         args.run::<B>(device)
+    }
+}
+
+/// The compute dtype for the policy model (`--dtype auto` looks at its format; a policy that does
+/// not resolve gets the default for no model, and its load reports the problem).
+fn policy_dtype(
+    compute: &crate::cli::ComputeArgs,
+    policy: &str,
+) -> anyhow::Result<cdr_core::ComputeDtype> {
+    match cdr_models::resolve_model(policy) {
+        Ok(path) => compute.dtype_for(&[&path]),
+        Err(_) => compute.dtype_for(&[]),
     }
 }

@@ -118,21 +118,31 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
 
 #[cfg(feature = "cpu")]
 fn load_and_measure(dir: &ModelDir, params: u64) -> anyhow::Result<()> {
-    {
-        let before = peak_rss_mib().unwrap_or(0.0);
-        let start = std::time::Instant::now();
-        let model = dir
-            .load::<cdr_core::backend::Cpu>(&Default::default(), cdr_models::LoadOptions::default())
-            .map_err(|e| anyhow::anyhow!("loading the weights: {e}"))?;
-        let secs = start.elapsed().as_secs_f64();
-        let loaded = params as f64 * 4.0 / 1048576.0;
-        let peak = peak_rss_mib().unwrap_or(0.0);
-        println!(
-            "loaded (f32):  {secs:.1} s, weights {loaded:.0} MiB, peak RSS {peak:.0} MiB ({:.2}x the weights; {before:.0} MiB before loading)",
-            peak / loaded
-        );
-        drop(model);
-    }
+    // The dtype `cdr score` takes by default (`--dtype auto`) for this model on this CPU.
+    let dtype = cdr_models::kernels::default_dtype(dir.is_gguf(), true);
+    let before = peak_rss_mib().unwrap_or(0.0);
+    let start = std::time::Instant::now();
+    let model = dir
+        .load::<cdr_core::backend::Cpu>(&Default::default(), cdr_models::LoadOptions { dtype })
+        .map_err(|e| anyhow::anyhow!("loading the weights: {e}"))?;
+    let secs = start.elapsed().as_secs_f64();
+    let loaded = params as f64 * dtype.size() as f64 / 1048576.0;
+    let peak = peak_rss_mib().unwrap_or(0.0);
+    println!(
+        "loaded ({dtype}):  {secs:.1} s, weights {loaded:.0} MiB, peak RSS {peak:.0} MiB ({:.2}x the weights; {before:.0} MiB before loading)",
+        peak / loaded
+    );
+    println!(
+        "products:      {} (bf16 paths on this CPU: {}; {} forces a lower one)",
+        model.kernel(),
+        cdr_models::kernels::bf16::Isa::available()
+            .iter()
+            .map(|i| i.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        cdr_models::kernels::bf16::FORCE_VAR,
+    );
+    drop(model);
     Ok(())
 }
 

@@ -45,6 +45,7 @@ pub fn write_options(io: &IoArgs) -> WriteOptions {
 pub fn score_options(
     s: &ScoringArgs,
     tokenizer_policy: TokenizerPolicy,
+    models: &[&Path],
 ) -> anyhow::Result<ScoreOptions> {
     let options = ScoreOptions {
         reduction: match s.reduction {
@@ -56,7 +57,7 @@ pub fn score_options(
             max_response_tokens: s.max_response_tokens,
         },
         max_batch_tokens: s.compute.max_batch_tokens,
-        dtype: s.compute.dtype()?,
+        dtype: s.compute.dtype_for(models)?,
         tokenizer_policy,
         template: s.template.clone(),
         one_model_at_a_time: s.compute.one_model_at_a_time.then_some(true),
@@ -83,7 +84,7 @@ pub fn load_pair<B: Backend>(m: &ModelArgs, device: &B::Device) -> anyhow::Resul
     } else {
         TokenizerPolicy::Identical
     };
-    let options = score_options(&m.scoring, policy)?;
+    let options = score_options(&m.scoring, policy, &[&strong, &weak])?;
     Ok(LoadedPair {
         pair: DensityRatio::load(&strong, &weak, device, options)?,
         strong,
@@ -341,14 +342,22 @@ pub fn cache_summary<B: Backend>(pair: &DensityRatio<B>) {
 
 pub fn summary(stats: &RunStats, progress: &Progress) {
     eprintln!(
-        "cdr: {} rows scored ({} already done), {} truncated responses, {} rows skipped, {:.0} model tokens/s (strong + weak forward passes)",
+        "cdr: {} rows scored ({} already done), {} truncated responses, {} rows skipped, {:.0} model tokens/s (strong + weak forward passes){}",
         stats.scored_rows,
         stats.resumed,
         stats.truncated_items,
         stats.failed_rows.len(),
-        progress.total_tokens() as f64 / progress.elapsed_secs().max(1e-9)
+        progress.total_tokens() as f64 / progress.elapsed_secs().max(1e-9),
+        peak_rss()
     );
     for (id, why) in &stats.failed_rows {
         eprintln!("  skipped row `{id}`: {why}");
     }
+}
+
+/// `, peak RSS X GiB` where the OS reports it: what a run needed, for sizing machines.
+pub fn peak_rss() -> String {
+    cdr_models::memory::peak_rss_bytes()
+        .map(|b| format!(", peak RSS {:.2} GiB", b as f64 / (1u64 << 30) as f64))
+        .unwrap_or_default()
 }

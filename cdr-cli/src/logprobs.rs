@@ -49,8 +49,8 @@ impl BackendJob for LogprobsArgs {
         outcome
             .rows
             .retain(|r| shard.is_none_or(|s| s.contains(r.id())));
-        let options = score_options(&self.scoring, TokenizerPolicy::Identical)?;
         let path = cdr_models::resolve_model(&self.model).context("--model")?;
+        let options = score_options(&self.scoring, TokenizerPolicy::Identical, &[&path])?;
         let scorer = ModelScorer::<B>::load(&path, &device, options.dtype)?;
         let template = match &self.scoring.template {
             Some(spec) => ChatTemplate::resolve(spec, Some(&path))?,
@@ -142,12 +142,13 @@ impl BackendJob for LogprobsArgs {
             eprintln!("cdr: {n} rows in {}", out.path.display());
         }
         eprintln!(
-            "cdr: {} texts of {} rows: {} cached, {} computed ({:.0} model tokens/s){}",
+            "cdr: {} texts of {} rows: {} cached, {} computed ({:.0} model tokens/s{}){}",
             logprobs.len(),
             texts.rows.len(),
             stats.cached,
             stats.computed,
             progress.total_tokens() as f64 / progress.elapsed_secs().max(1e-9),
+            crate::job::peak_rss(),
             table
                 .as_ref()
                 .map(|t| format!("; cache table {}", t.path().display()))

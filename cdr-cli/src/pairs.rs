@@ -91,7 +91,6 @@ impl BackendJob for PairsArgs {
         let io = &self.io;
         let outcome = read_pairwise(&io.input, &read_options(io))?;
         report_skipped(&outcome);
-        let options = score_options(&self.scoring, TokenizerPolicy::Identical)?;
         let unique: BTreeSet<&String> = self.models.iter().collect();
         if unique.len() != self.models.len() {
             bail!("--models names a model twice");
@@ -102,6 +101,8 @@ impl BackendJob for PairsArgs {
             .map(|m| cdr_models::resolve_model(m).with_context(|| format!("--models {m}")))
             .collect::<anyhow::Result<_>>()?;
         let names = names(&self.models);
+        let model_paths: Vec<&std::path::Path> = paths.iter().map(PathBuf::as_path).collect();
+        let options = score_options(&self.scoring, TokenizerPolicy::Identical, &model_paths)?;
 
         // Each model's template as the strong one (as `cdr eval` would pick it); equal templates
         // are one, so models sharing a template are each scored once.

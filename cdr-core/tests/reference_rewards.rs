@@ -327,7 +327,10 @@ fn one_model_at_a_time_gives_the_same_scores() {
     let a = together.score(&items).unwrap();
     assert!(together.strong().is_loaded(), "held together, weights stay");
     let b = apart.score(&items).unwrap();
-    assert!(!apart.strong().is_loaded(), "the strong pass released its weights");
+    assert!(
+        !apart.strong().is_loaded(),
+        "the strong pass released its weights"
+    );
     let rewards = |s: &[cdr_core::ItemScore]| s.iter().map(|s| s.reward).collect::<Vec<_>>();
     assert_eq!(rewards(&a), rewards(&b));
     // A second call reloads what it needs.

@@ -52,6 +52,19 @@ fn f32_matches_transformers() {
 
 #[test]
 fn bf16_stays_close_to_transformers_f32() {
+    // CI runs this test once per kernel path, forced with CDR_CPU_KERNEL: the path taken must be
+    // the one asked for (every x86 path exists on the CI machine).
+    use cdr_models::kernels::bf16::{FORCE_VAR, Isa, isa};
+    if let Ok(forced) = std::env::var(FORCE_VAR)
+        && Isa::available().iter().any(|i| i.name() == forced)
+    {
+        assert_eq!(
+            isa().name(),
+            forced,
+            "{FORCE_VAR}={forced} was not honoured"
+        );
+    }
+    println!("bf16 products on the {} path", isa());
     for name in all_fixtures() {
         check_fixture(name, ComputeDtype::BF16, None);
     }

@@ -29,6 +29,7 @@ use cdr_core::batch::{SeqShape, plan_batches, plan_shared_batches};
 use cdr_models::{ComputeDtype, LlamaForCausalLm, LoadOptions, ModelDir, ScoreSpan};
 use serde::Deserialize;
 
+// The allocator the `cdr` binary uses, so the table measures what users run.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -77,19 +77,23 @@ pub fn attention<B: Backend>(
         d,
     };
     let mut out = vec![0f32; b * q_len * heads * d];
+    // One tile per (batch, query head, query block). Stacking a whole query group into one tile
+    // reads each key block once per group, but its products then vary in row count between a
+    // padded batch and a shared-prefix one, and gemm's blocking (so its summation order over the
+    // keys) with them: a sequence would no longer get the same bits alone and batched.
     let blocks = q_len.div_ceil(QUERY_BLOCK);
     let dst = SharedMut(out.as_mut_ptr());
     (0..b * heads * blocks).into_par_iter().for_each(|tile| {
-        let (bh, block) = (tile / blocks, tile % blocks);
+        let (bh, at) = (tile / blocks, tile % blocks);
         let (batch, head) = (bh / heads, bh % heads);
-        let rows = block * QUERY_BLOCK..((block + 1) * QUERY_BLOCK).min(q_len);
-        // SAFETY: tiles write disjoint (batch, head, query rows) regions of `out`, which outlives the
-        // parallel loop; `attention_tile` stays inside its own region (see its bounds).
+        let rows = at * QUERY_BLOCK..((at + 1) * QUERY_BLOCK).min(q_len);
+        // SAFETY: tiles write disjoint (batch, head, query rows) regions of `out`, which outlives
+        // the parallel loop; `attention_tile` stays inside its own region.
         unsafe {
             attention_tile(
                 &shape,
                 mask,
-                (batch, head, rows),
+                (batch, head..head + 1, rows),
                 (qv.as_slice(), kv.as_slice(), vv.as_slice()),
                 dst,
             )
@@ -122,94 +126,159 @@ impl SharedMut {
     }
 }
 
-/// One (batch, head, query rows) tile: scores against the visible key range only, softmax, and the
-/// weighted sum of values written straight into the `[batch, q_len, heads, d]` output.
+/// One (batch, query heads, query rows) tile — the heads all of one key/value group — with the
+/// heads' rows stacked into one matrix: scores against the visible key range only, softmax, and the
+/// weighted sum of values written into the `[batch, q_len, heads, d]` output.
 ///
 /// # Safety
 /// `out` must point to `batch * q_len * heads * d` floats, and no other thread may write the rows
-/// `rows` of head `head` in batch `batch`.
+/// `rows` of heads `heads` in batch `batch`.
 unsafe fn attention_tile(
     g: &Geometry,
     mask: CausalMask<'_>,
-    (batch, head, rows): (usize, usize, std::ops::Range<usize>),
+    (batch, heads, rows): (usize, std::ops::Range<usize>, std::ops::Range<usize>),
     (q, k, v): (&[f32], &[f32], &[f32]),
     out: SharedMut,
 ) {
     let offset = g.kv_len - g.q_len;
-    let kv_head = head / (g.heads / g.kv_heads);
+    let (group, kv_head) = (heads.len(), heads.start / (g.heads / g.kv_heads));
     let (first_pos, last_pos) = (offset + rows.start, offset + rows.end - 1);
     let keys = mask.first_key(batch, first_pos)..last_pos + 1;
-    let (m, n) = (rows.len(), keys.len());
-    let (q_stride, kv_stride) = (g.heads * g.d, g.kv_heads * g.d);
-    let q_at = (batch * g.q_len + rows.start) * q_stride + head * g.d;
-    let kv_at = (batch * g.kv_len + keys.start) * kv_stride + kv_head * g.d;
-    let scale = 1.0 / (g.d as f32).sqrt();
+    let (m, n, d) = (rows.len(), keys.len(), g.d);
+    let gm = group * m;
+    let (q_stride, kv_stride) = (g.heads * d, g.kv_heads * d);
+    let kv_at = (batch * g.kv_len + keys.start) * kv_stride + kv_head * d;
+    // Row `j * m + r` of the stacked matrices is query row `rows.start + r` of head
+    // `heads.start + j`.
+    let q_row =
+        |j: usize, r: usize| (batch * g.q_len + rows.start + r) * q_stride + (heads.start + j) * d;
+    let scale = 1.0 / (d as f32).sqrt();
+    TILE.with(|cell| {
+        let (stacked, scores, sums) = &mut *cell.borrow_mut();
+        stacked.clear();
+        for j in 0..group {
+            for r in 0..m {
+                stacked.extend_from_slice(&q[q_row(j, r)..q_row(j, r) + d]);
+            }
+        }
+        scores.clear();
+        scores.resize(gm * n, 0.0);
+        sums.clear();
+        sums.resize(gm * d, 0.0);
+        // SAFETY: every index the GEMMs touch lies inside the buffers: `stacked` (gm x d),
+        // `scores` (gm x n), `sums` (gm x d), and keys `keys` of the key/value head.
+        unsafe {
+            gemm::gemm(
+                gm,
+                n,
+                d,
+                scores.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                stacked.as_ptr(),
+                1,
+                d as isize,
+                k.as_ptr().add(kv_at),
+                kv_stride as isize,
+                1,
+                0.0,
+                scale,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        for (i, row) in scores.chunks_exact_mut(n).enumerate() {
+            let p = offset + rows.start + i % m;
+            let visible = mask.first_key(batch, p) - keys.start..p + 1 - keys.start;
+            let max = lane_max(&row[visible.clone()]);
+            row[..visible.start].fill(0.0);
+            row[visible.end..].fill(0.0);
+            let seen = &mut row[visible.clone()];
+            seen.iter_mut().for_each(|s| *s -= max);
+            super::vexp::exp_in_place(seen);
+            let inv = 1.0 / lane_sum(seen);
+            seen.iter_mut().for_each(|s| *s *= inv);
+        }
+        // SAFETY: as above.
+        unsafe {
+            gemm::gemm(
+                gm,
+                d,
+                n,
+                sums.as_mut_ptr(),
+                1,
+                d as isize,
+                false,
+                scores.as_ptr(),
+                1,
+                n as isize,
+                v.as_ptr().add(kv_at),
+                1,
+                kv_stride as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        for j in 0..group {
+            for r in 0..m {
+                let src = &sums[(j * m + r) * d..(j * m + r + 1) * d];
+                // SAFETY: row `rows.start + r` of head `heads.start + j` in batch `batch`: inside
+                // `out`, and this tile's alone (the caller's contract).
+                unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), out.at(q_row(j, r)), d) };
+            }
+        }
+    });
+}
 
-    let mut scores = vec![0f32; m * n];
-    // SAFETY: every index the GEMMs touch lies inside the slices: rows `rows` of the query head,
-    // keys `keys` of the key/value head, and the tile's own `scores`/output rows.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            g.d,
-            scores.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            q.as_ptr().add(q_at),
-            1,
-            q_stride as isize,
-            k.as_ptr().add(kv_at),
-            kv_stride as isize,
-            1,
-            0.0,
-            scale,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+type TileBuffers = (Vec<f32>, Vec<f32>, Vec<f32>);
+
+thread_local! {
+    /// A tile's stacked queries, scores and sums, kept per thread: allocating and zeroing them per
+    /// tile cost 4% of a run.
+    static TILE: std::cell::RefCell<TileBuffers> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+}
+
+/// The maximum of `x`, in 16 lanes so it vectorizes (a plain `f32::max` fold does not).
+fn lane_max(x: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let mut chunks = x.chunks_exact(16);
+    for c in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l = if v > *l { v } else { *l };
+        }
     }
-    for (r, row) in scores.chunks_exact_mut(n).enumerate() {
-        let p = offset + rows.start + r;
-        let visible = mask.first_key(batch, p) - keys.start..p + 1 - keys.start;
-        let max = row[visible.clone()]
-            .iter()
-            .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        row[..visible.start].fill(0.0);
-        row[visible.end..].fill(0.0);
-        let seen = &mut row[visible.clone()];
-        seen.iter_mut().for_each(|s| *s -= max);
-        super::vexp::exp_in_place(seen);
-        let sum: f32 = seen.iter().sum();
-        let inv = 1.0 / sum;
-        row[visible].iter_mut().for_each(|s| *s *= inv);
+    chunks
+        .remainder()
+        .iter()
+        .chain(&lanes)
+        .fold(f32::NEG_INFINITY, |a, &b| a.max(b))
+}
+
+/// The sum of `x` in 16 lanes (a fixed order for a given length), then the lanes pairwise.
+fn lane_sum(x: &[f32]) -> f32 {
+    let mut lanes = [0f32; 16];
+    let mut chunks = x.chunks_exact(16);
+    for c in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l += v;
+        }
     }
-    // SAFETY: as above; the destination rows are this tile's alone.
-    unsafe {
-        gemm::gemm(
-            m,
-            g.d,
-            n,
-            out.0.add(q_at),
-            1,
-            q_stride as isize,
-            false,
-            scores.as_ptr(),
-            1,
-            n as isize,
-            v.as_ptr().add(kv_at),
-            1,
-            kv_stride as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+    let mut width = 16;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            lanes[i] += lanes[i + width];
+        }
     }
+    chunks.remainder().iter().fold(lanes[0], |a, &b| a + b)
 }
 
 /// Rows up to which a product takes the few-rows kernel below (decoding steps, short chunks):

@@ -1,13 +1,15 @@
-//! The decoder's attention block — rotary embedding and causal attention — behind one interface,
-//! with a fast path per backend.
+//! The decoder's compute kernels behind one interface, with a fast path per backend: the attention
+//! block (rotary embedding and causal attention), the projections, and the element-wise steps.
 //!
 //! burn's tensor ops are generic, which costs on the CPU: every head split is a strided copy, grouped
 //! query attention repeats keys and values in memory, and flex's attention walks the heads on one
 //! thread. The CPU path ([`cpu`]) instead reads the projections where they lie (`[batch, seq, heads,
 //! head_dim]`), serves each key/value head to its query group without copying, computes only the
 //! causal (and sliding-window) part of each score block, and spreads (batch, head, query block)
-//! tiles over all cores. Other backends take the composed burn ops ([`generic`]), which their fusion
-//! compilers handle.
+//! tiles over all cores. In bf16 the projections run on the CPU's matrix units with weights packed
+//! at load ([`bf16`], [`Weight`]); RMSNorm, SwiGLU and the vocabulary log-softmax are single fused
+//! passes ([`fused`]) with a vector `exp` ([`vexp`]). Other backends take the composed burn ops
+//! ([`generic`]), which their fusion compilers handle.
 //!
 //! Dispatch is by the backend's type at run time (a `TypeId` check), so model code stays generic
 //! over `B: Backend` and a backend without a fast path still works.
@@ -215,6 +217,18 @@ impl<B: Backend> Weight<B> {
             Repr::Packed(_) => format!("bf16 packed, {}", bf16::isa()),
         }
     }
+}
+
+/// The dtype a model computes in when none is asked for: bf16 for a GGUF file on a CPU with bf16
+/// matrix units (AMX: there bf16 products run 4-7x faster than f32; without them bf16 is slower
+/// than f32, so f32), f32 otherwise (the exact path).
+pub fn default_dtype(gguf: bool, cpu: bool) -> crate::weights::ComputeDtype {
+    #[cfg(feature = "cpu")]
+    if gguf && cpu && bf16::isa() == bf16::Isa::Amx {
+        return crate::weights::ComputeDtype::BF16;
+    }
+    let _ = (gguf, cpu);
+    crate::weights::ComputeDtype::F32
 }
 
 /// Whether weights of backend `B` in `dtype` are packed for the CPU's bf16 products.

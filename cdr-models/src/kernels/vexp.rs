@@ -10,8 +10,10 @@
 
 /// `x[i] = exp(x[i])` in place.
 pub fn exp_in_place(x: &mut [f32]) {
+    // The AVX-512 body unless a lower path is forced (`CDR_CPU_KERNEL=portable` covers this
+    // fallback on any CPU).
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
+    if super::bf16::isa() >= super::bf16::Isa::Avx512 && std::is_x86_feature_detected!("avx512f") {
         // SAFETY: avx512f was just detected.
         unsafe { x86::exp_avx512(x) };
         return;
