@@ -99,8 +99,9 @@ pub fn llm_router<B: Backend>(
 
 /// A router model.
 pub enum Router<B: Backend> {
-    Likelihood(LikelihoodRouter<B>),
-    Llm(LlmRouter<B>),
+    // Boxed: both hold a model and a tokenizer (kilobytes), and differ in size.
+    Likelihood(Box<LikelihoodRouter<B>>),
+    Llm(Box<LlmRouter<B>>),
 }
 
 /// The router model `--router` needs, on `model` or else `fallback`; `None` for `--router field`.
@@ -116,7 +117,7 @@ pub fn router<B: Backend>(
 ) -> anyhow::Result<Option<Router<B>>> {
     Ok(match c.router {
         RouterKind::Field => None,
-        RouterKind::Likelihood => Some(Router::Likelihood(likelihood_router(
+        RouterKind::Likelihood => Some(Router::Likelihood(Box::new(likelihood_router(
             model,
             fallback,
             template,
@@ -124,10 +125,10 @@ pub fn router<B: Backend>(
             dtype,
             max_batch_tokens,
             c.router_calibrate,
-        )?)),
-        RouterKind::Llm => Some(Router::Llm(llm_router(
+        )?))),
+        RouterKind::Llm => Some(Router::Llm(Box::new(llm_router(
             model, fallback, template, device, dtype,
-        )?)),
+        )?))),
     })
 }
 

@@ -292,7 +292,7 @@ impl<'a, B: Backend> Weights<'a, B> {
                 name: full.clone(),
                 path: file.clone(),
             })?;
-        packed.ok_or_else(|| ModelError::MissingTensor {
+        packed.ok_or(ModelError::MissingTensor {
             name: full,
             path: file,
         })
