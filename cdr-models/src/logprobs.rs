@@ -213,8 +213,30 @@ fn length_groups(lengths: &[usize]) -> Vec<Vec<usize>> {
             }
         }
     }
-    groups
+    // A group of few padded rows would take the CPU's few-rows product, whose f32 rounding
+    // differs from the large-batch one: a sequence's bits would then depend on which other rows
+    // share its batch (a sharded run would not reproduce a single one). Such groups join their
+    // neighbours until every group is past that size.
+    let mut merged: Vec<Vec<usize>> = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    for g in groups {
+        current.extend(g);
+        if current.len() * lengths[current[0]] > MIN_GROUP_ROWS {
+            merged.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        match merged.last_mut() {
+            Some(last) => last.extend(current),
+            None => merged.push(current),
+        }
+    }
+    merged
 }
+
+/// Padded rows a continuation group needs at least: more than the CPU's few-rows product takes
+/// (`kernels::cpu::FEW_ROWS`).
+const MIN_GROUP_ROWS: usize = 64;
 
 struct Padded {
     ids: Vec<i32>,
@@ -286,6 +308,10 @@ mod tests {
         seen.sort();
         assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
         assert_eq!(length_groups(&[5, 5, 5]), vec![vec![0, 1, 2]]);
+        // Groups of 64 padded rows or fewer join a neighbour.
+        assert_eq!(length_groups(&[100, 30, 30]), vec![vec![0, 1, 2]]);
+        assert_eq!(length_groups(&[60, 40, 40, 40]), vec![vec![0, 1, 2, 3]]);
+        assert_eq!(length_groups(&[300, 100, 20]), vec![vec![0], vec![1, 2]]);
         assert!(length_groups(&[]).is_empty());
     }
 }
