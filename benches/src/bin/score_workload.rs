@@ -276,6 +276,8 @@ fn decisions(w: &Workload, sums: &[f64]) -> Vec<(usize, usize)> {
 }
 
 fn main() -> Result<(), Error> {
+    // SAFETY: before any other thread exists; as `cdr` does (cdr-cli/src/main.rs says why).
+    unsafe { libmimalloc_sys::mi_option_set(5, 0) };
     let o = parse()?;
     let dir = match &o.model {
         Some(path) => path.clone(),
