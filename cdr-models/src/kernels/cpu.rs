@@ -1,8 +1,9 @@
 //! CPU (burn flex) kernels for the attention block, on raw slices, spread over cores with rayon.
 //!
-//! Arithmetic stays in f32 (bf16/f16 inputs are widened once), in the same order transformers uses
+//! Arithmetic stays in f32 (f16 inputs are widened once), in the same order transformers uses
 //! where it matters for parity: scores are `q·k` scaled, softmax subtracts the row maximum, and rope
-//! adds `x·cos` and `rotate_half(x)·sin` as two rounded products.
+//! adds `x·cos` and `rotate_half(x)·sin` as two rounded products. Attention over bf16 tensors runs
+//! on the matrix units instead ([`super::bf16::attention`]), rounding as PyTorch's bf16 does.
 
 use std::any::{Any, TypeId};
 
@@ -68,6 +69,29 @@ pub fn attention<B: Backend>(
         return None;
     }
     let dtype = qt.dtype();
+    if [qt.dtype(), kt.dtype(), vt.dtype()] == [DType::BF16; 3] {
+        let g = super::bf16::attention::Geometry {
+            batch: b,
+            q_len,
+            kv_len,
+            heads,
+            kv_heads,
+            d,
+        };
+        let (qs, ks, vs) = (
+            Bf16Values::of(&qt)?,
+            Bf16Values::of(&kt)?,
+            Bf16Values::of(&vt)?,
+        );
+        let out = super::bf16::attention::attention(
+            super::bf16::isa(),
+            g,
+            (qs.as_slice(), ks.as_slice(), vs.as_slice()),
+            &mask,
+        );
+        let layout = Layout::contiguous(Shape::from(vec![b, q_len, heads, d]));
+        return from_flex(FlexTensor::new(Bytes::from_elems(out), layout, dtype));
+    }
     let (qv, kv, vv) = (Values::of(&qt)?, Values::of(&kt)?, Values::of(&vt)?);
     let shape = Geometry {
         q_len,
@@ -247,7 +271,7 @@ thread_local! {
 }
 
 /// The maximum of `x`, in 16 lanes so it vectorizes (a plain `f32::max` fold does not).
-fn lane_max(x: &[f32]) -> f32 {
+pub(super) fn lane_max(x: &[f32]) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; 16];
     let mut chunks = x.chunks_exact(16);
     for c in &mut chunks {
@@ -263,7 +287,7 @@ fn lane_max(x: &[f32]) -> f32 {
 }
 
 /// The sum of `x` in 16 lanes (a fixed order for a given length), then the lanes pairwise.
-fn lane_sum(x: &[f32]) -> f32 {
+pub(super) fn lane_sum(x: &[f32]) -> f32 {
     let mut lanes = [0f32; 16];
     let mut chunks = x.chunks_exact(16);
     for c in &mut chunks {
@@ -649,6 +673,31 @@ fn tensor(values: Vec<f32>, shape: [usize; 4], dtype: DType) -> FlexTensor {
             FlexTensor::new(Bytes::from_elems(v), layout, dtype)
         }
         _ => FlexTensor::new(Bytes::from_elems(values), layout, DType::F32),
+    }
+}
+
+impl super::bf16::attention::Visibility for CausalMask<'_> {
+    fn first_key(&self, batch: usize, position: usize) -> usize {
+        CausalMask::first_key(self, batch, position)
+    }
+
+    fn start(&self, batch: usize) -> usize {
+        self.pad.get(batch).copied().unwrap_or(0)
+    }
+}
+
+/// A bf16 tensor's values, contiguous.
+struct Bf16Values(FlexTensor, std::ops::Range<usize>);
+
+impl Bf16Values {
+    fn of(t: &FlexTensor) -> Option<Self> {
+        let t = t.to_contiguous();
+        let (start, end) = t.layout().contiguous_offsets()?;
+        (t.dtype() == DType::BF16).then_some(Self(t, start..end))
+    }
+
+    fn as_slice(&self) -> &[bf16] {
+        &self.0.storage::<bf16>()[self.1.clone()]
     }
 }
 

@@ -21,6 +21,7 @@ use std::sync::OnceLock;
 use half::bf16;
 use rayon::prelude::*;
 
+pub mod attention;
 mod portable;
 #[cfg(target_arch = "x86_64")]
 mod x86;
