@@ -382,6 +382,10 @@ pub struct LogprobsArgs {
     /// Keep per-token log-probs (in the cache and the output), not only their sums.
     #[arg(long)]
     pub per_token: bool,
+    /// Also write each response's token ids as scored (`prompt_ids`, `response_ids`: after the
+    /// template, tokenizer and truncation), so another implementation can score the same tokens.
+    #[arg(long, requires = "output")]
+    pub token_ids: bool,
     /// Sharded runs fill a shared cache in parallel; `cdr pairs` then finds every text cached.
     #[command(flatten)]
     pub shard: crate::shard::ShardArgs,

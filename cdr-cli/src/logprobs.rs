@@ -16,13 +16,17 @@ use crate::routing::{self, RowInfo};
 
 /// One response's log-probs under the model.
 #[derive(Serialize)]
-struct ResponseLogprobs {
+struct ResponseLogprobs<'a> {
     logprob: f64,
     n_response_tokens: usize,
     n_prompt_tokens: usize,
     truncated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     token_logprobs: Option<Vec<f32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_ids: Option<&'a [u32]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_ids: Option<&'a [u32]>,
 }
 
 /// One output row: its responses in input order (chosen then rejected for pairwise rows).
@@ -33,7 +37,7 @@ struct RowLogprobs<'a> {
     subset: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     domain: Option<&'a str>,
-    responses: Vec<ResponseLogprobs>,
+    responses: Vec<ResponseLogprobs<'a>>,
 }
 
 impl BackendJob for LogprobsArgs {
@@ -127,6 +131,8 @@ impl BackendJob for LogprobsArgs {
                             n_prompt_tokens: e.n_prompt_tokens(),
                             truncated: e.truncated,
                             token_logprobs: logprobs[i].tokens.clone(),
+                            prompt_ids: self.token_ids.then(|| &e.ids[..e.response_start]),
+                            response_ids: self.token_ids.then(|| &e.ids[e.response_start..]),
                         }
                     })
                     .collect();

@@ -393,3 +393,66 @@ fn eval_writes_a_report_with_plots() {
         assert!(subsets.contains(subset.as_str()), "{subset} bar");
     }
 }
+
+#[test]
+fn logprobs_token_ids_are_the_python_references_ids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("ids.jsonl");
+    let reference = json(&root().join("cdr-core/tests/fixtures/expected_rewards.json"));
+    let strong = reference["strong"].as_str().unwrap();
+    let limits = [
+        "--max-prompt-tokens".to_string(),
+        reference["max_prompt_tokens"].to_string(),
+        "--max-response-tokens".to_string(),
+        reference["max_response_tokens"].to_string(),
+    ];
+    let input = pairs().display().to_string();
+    let model = model(strong);
+    let mut args = vec![
+        "logprobs",
+        "--input",
+        &input,
+        "--no-cache",
+        "--model",
+        &model,
+        "--token-ids",
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    args.extend(limits.iter().map(String::as_str));
+    let o = cdr(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let rows = jsonl(&out);
+    let expected = reference["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), expected.len());
+    for (row, want) in rows.iter().zip(expected) {
+        assert_eq!(row["id"], want["id"]);
+        let responses = row["responses"].as_array().unwrap();
+        for (resp, side) in responses.iter().zip(["chosen", "rejected"]) {
+            let want = &want[side];
+            let start = want["response_start"].as_u64().unwrap() as usize;
+            let ids: Vec<u64> = want["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            let got = |key: &str| -> Vec<u64> {
+                resp[key]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{key} missing"))
+                    .iter()
+                    .map(|v| v.as_u64().unwrap())
+                    .collect()
+            };
+            assert_eq!(got("prompt_ids"), ids[..start], "{} {side}", row["id"]);
+            assert_eq!(got("response_ids"), ids[start..], "{} {side}", row["id"]);
+            let (sum, want_sum) = (
+                resp["logprob"].as_f64().unwrap(),
+                want["strong_sum"].as_f64().unwrap(),
+            );
+            assert!((sum - want_sum).abs() < 1e-2 * want_sum.abs().max(1.0));
+        }
+    }
+}
