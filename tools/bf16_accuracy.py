@@ -12,7 +12,7 @@ pairwise decisions (reward(chosen) > reward(rejected)) that bf16 flips.
         --weak .cache/assets/qwen2.5-coder-0.5b-instruct.gguf \
         --input ../shared/data/prefsets/hep.jsonl --rows 64
 
-Needs torch, transformers and (for .gguf checkpoints) gguf. Rows are taken evenly across the file so
+Needs torch, transformers and (for .gguf checkpoints) gguf and accelerate. Rows are taken evenly across the file so
 every subset is represented; the subset file goes to --work, never into the repository.
 """
 

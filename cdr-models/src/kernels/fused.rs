@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use super::cpu::{as_flex, from_flex};
 use super::vexp::exp_in_place;
+use super::wide::wide;
 
 /// An element type the compute dtype may be.
 trait Elem: burn::tensor::Element + bytemuck::Pod {
@@ -108,15 +109,20 @@ fn rms_norm_typed<B: Backend, E: Elem>(
     out.par_chunks_mut(h * ROWS_PER_TASK)
         .zip(xs.par_chunks(h * ROWS_PER_TASK))
         .for_each(|(out, xs)| {
-            for (out, x) in out.chunks_exact_mut(h).zip(xs.chunks_exact(h)) {
-                // The sum of squares in f32, as `x.float().pow(2).mean()` accumulates.
-                let sum: f32 = x.iter().map(|v| v.to_f32() * v.to_f32()).sum();
-                let inv = (sum / h as f32 + eps).sqrt().recip();
-                for ((o, v), w) in out.iter_mut().zip(x).zip(ws) {
-                    let normed = E::from_f32(v.to_f32() * inv);
-                    *o = E::from_f32(normed.to_f32() * w.to_f32());
-                }
-            }
+            wide(
+                #[inline(always)]
+                || {
+                    for (out, x) in out.chunks_exact_mut(h).zip(xs.chunks_exact(h)) {
+                        // The sum of squares in f32, as `x.float().pow(2).mean()` accumulates.
+                        let sum: f32 = x.iter().map(|v| v.to_f32() * v.to_f32()).sum();
+                        let inv = (sum / h as f32 + eps).sqrt().recip();
+                        for ((o, v), w) in out.iter_mut().zip(x).zip(ws) {
+                            let normed = E::from_f32(v.to_f32() * inv);
+                            *o = E::from_f32(normed.to_f32() * w.to_f32());
+                        }
+                    }
+                },
+            )
         });
     output::<B, 3, E>(out, shape)
 }
@@ -150,24 +156,32 @@ fn swiglu_typed<B: Backend, E: Elem>(
                 .zip(us.par_chunks(LANE_BLOCK * 16)),
         )
         .for_each(|(out, (gs, us))| {
-            let mut e = [0f32; LANE_BLOCK];
-            for ((out, gs), us) in out
-                .chunks_mut(LANE_BLOCK)
-                .zip(gs.chunks(LANE_BLOCK))
-                .zip(us.chunks(LANE_BLOCK))
-            {
-                let e = &mut e[..gs.len()];
-                for (e, g) in e.iter_mut().zip(gs) {
-                    *e = -g.to_f32();
-                }
-                exp_in_place(e);
-                for (((o, g), u), e) in out.iter_mut().zip(gs).zip(us).zip(e.iter()) {
-                    let silu = E::from_f32(g.to_f32() / (1.0 + e));
-                    *o = E::from_f32(silu.to_f32() * u.to_f32());
-                }
-            }
+            wide(
+                #[inline(always)]
+                || swiglu_chunk(out, gs, us),
+            )
         });
     output::<B, 3, E>(out, shape)
+}
+
+#[inline(always)]
+fn swiglu_chunk<E: Elem>(out: &mut [E], gs: &[E], us: &[E]) {
+    let mut e = [0f32; LANE_BLOCK];
+    for ((out, gs), us) in out
+        .chunks_mut(LANE_BLOCK)
+        .zip(gs.chunks(LANE_BLOCK))
+        .zip(us.chunks(LANE_BLOCK))
+    {
+        let e = &mut e[..gs.len()];
+        for (e, g) in e.iter_mut().zip(gs) {
+            *e = -g.to_f32();
+        }
+        exp_in_place(e);
+        for (((o, g), u), e) in out.iter_mut().zip(gs).zip(us).zip(e.iter()) {
+            let silu = E::from_f32(g.to_f32() / (1.0 + e));
+            *o = E::from_f32(silu.to_f32() * u.to_f32());
+        }
+    }
 }
 
 /// `log_softmax(logits)[row, targets[row]]` in f32 for `logits: [rows, vocab]`.

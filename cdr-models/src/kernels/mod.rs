@@ -27,6 +27,8 @@ mod fused;
 mod generic;
 #[cfg(feature = "cpu")]
 pub mod vexp;
+#[cfg(feature = "cpu")]
+mod wide;
 
 static COMPOSED_ONLY: AtomicBool = AtomicBool::new(false);
 

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use super::{BLOCK_K, BLOCK_M, HALF, Isa, PANEL, PackedBf16, micro_kernel};
 use crate::kernels::cpu::{lane_max, lane_sum};
 use crate::kernels::vexp::exp_in_place;
+use crate::kernels::wide::wide;
 
 /// Shapes of one attention call: `q` is `[batch, q_len, heads, d]`, `k` and `v` are
 /// `[batch, kv_len, kv_heads, d]`; query `i` sits at key position `kv_len - q_len + i`.
@@ -50,7 +51,7 @@ pub fn attention(
     mask: &impl Visibility,
 ) -> Vec<bf16> {
     assert!(
-        g.kv_heads > 0 && g.heads % g.kv_heads == 0 && g.kv_len >= g.q_len,
+        g.kv_heads > 0 && g.heads.is_multiple_of(g.kv_heads) && g.kv_len >= g.q_len,
         "attention: {g:?}"
     );
     assert_eq!(q.len(), g.batch * g.q_len * g.heads * g.d, "attention: q");
@@ -95,7 +96,10 @@ pub fn attention(
             let (keys, values) = &packed[bh];
             TILE.with(|cell| {
                 let buffers = &mut *cell.borrow_mut();
-                tile_on(isa, &g, mask, (bh, rows), q, (keys, values), buffers, dst);
+                wide(
+                    #[inline(always)]
+                    || tile_on(isa, &g, mask, (bh, rows), q, (keys, values), buffers, dst),
+                );
             });
         });
     out
@@ -123,6 +127,7 @@ thread_local! {
 
 /// One (batch row, key/value head, query block) tile.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn tile_on(
     isa: Isa,
     g: &Geometry,

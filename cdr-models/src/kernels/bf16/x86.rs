@@ -12,16 +12,25 @@ const ARCH_REQ_XCOMP_PERM: libc::c_int = 0x1023;
 const XFEATURE_XTILEDATA: libc::c_ulong = 18;
 
 pub fn detect() -> Isa {
+    if !avx512_core() {
+        return Isa::Portable;
+    }
     if amx_usable() {
         return Isa::Amx;
     }
-    if std::is_x86_feature_detected!("avx512bf16") && std::is_x86_feature_detected!("avx512f") {
+    if std::is_x86_feature_detected!("avx512bf16") {
         return Isa::Avx512Bf16;
     }
-    if std::is_x86_feature_detected!("avx512f") {
-        return Isa::Avx512;
-    }
-    Isa::Portable
+    Isa::Avx512
+}
+
+/// AVX-512 F, BW, DQ and VL: every AVX-512 path needs F, and the element-wise loops compiled for
+/// AVX-512 (`kernels::wide`) may use the others. Every AVX-512 Xeon since Skylake has all four.
+fn avx512_core() -> bool {
+    std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512bw")
+        && std::is_x86_feature_detected!("avx512dq")
+        && std::is_x86_feature_detected!("avx512vl")
 }
 
 /// AMX-TILE and AMX-BF16 in CPUID, tile state enabled by the OS (XCR0 bits 17-18), and the
@@ -31,7 +40,7 @@ fn amx_usable() -> bool {
     let leaf7 = __cpuid_count(7, 0);
     let (bf16, tile) = (leaf7.edx >> 22 & 1 == 1, leaf7.edx >> 24 & 1 == 1);
     let osxsave = __cpuid(1).ecx >> 27 & 1 == 1;
-    if !(bf16 && tile && osxsave && std::is_x86_feature_detected!("avx512f")) {
+    if !(bf16 && tile && osxsave) {
         return false;
     }
     // SAFETY: XGETBV with ECX=0 is valid once OSXSAVE is set (checked above).
