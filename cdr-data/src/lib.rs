@@ -61,6 +61,7 @@
 //! # }
 //! ```
 
+#![forbid(unsafe_code)]
 // Data and file contents are untrusted: a bad row or checkpoint must be an error, not a panic.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]

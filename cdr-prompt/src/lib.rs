@@ -21,6 +21,7 @@
 //! # Ok::<(), cdr_prompt::PromptError>(())
 //! ```
 
+#![forbid(unsafe_code)]
 // Data and file contents are untrusted: a bad row or checkpoint must be an error, not a panic.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 mod builtin;
