@@ -15,7 +15,7 @@
 use half::bf16;
 use rayon::prelude::*;
 
-use super::{BLOCK_K, BLOCK_M, HALF, Isa, PANEL, PackedBf16, micro_kernel};
+use super::{BLOCK_K, BLOCK_M, HALF, Isa, PANEL, PackedBf16, Shared, micro_kernel};
 use crate::kernels::cpu::{lane_max, lane_sum};
 use crate::kernels::vexp::exp_in_place;
 use crate::kernels::wide::wide;
@@ -87,7 +87,8 @@ pub fn attention(
 
     let mut out = vec![bf16::ZERO; q.len()];
     let blocks = g.q_len.div_ceil(QUERY_BLOCK);
-    let dst = Out(out.as_mut_ptr());
+    // Tiles write disjoint (batch, head, query row) regions of `out`.
+    let dst = Shared(out.as_mut_ptr());
     (0..g.batch * g.kv_heads * blocks)
         .into_par_iter()
         .for_each(|tile| {
@@ -98,18 +99,12 @@ pub fn attention(
                 let buffers = &mut *cell.borrow_mut();
                 wide(
                     #[inline(always)]
-                    || tile_on(isa, &g, mask, (bh, rows), q, (keys, values), buffers, dst),
+                    || tile_on(isa, &g, mask, (bh, rows), q, (keys, values), buffers, &dst),
                 );
             });
         });
     out
 }
-
-#[derive(Clone, Copy)]
-struct Out(*mut bf16);
-// SAFETY: tiles write disjoint (batch, head, query row) regions of the output.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
 
 /// A tile's stacked queries, scores, probabilities (bf16 bits) and the kernel's 32×32 block.
 #[derive(Default)]
@@ -136,7 +131,7 @@ fn tile_on(
     q: &[bf16],
     (keys, values): (&PackedBf16, &PackedBf16),
     buf: &mut Buffers,
-    out: Out,
+    out: &Shared<bf16>,
 ) {
     let (b, kv_head) = (bh / g.kv_heads, bh % g.kv_heads);
     let group = g.heads / g.kv_heads;

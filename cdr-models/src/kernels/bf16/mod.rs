@@ -403,8 +403,9 @@ fn product(
 }
 
 struct Shared<T>(*mut T);
-// SAFETY: hands disjoint output regions to parallel tasks (each (row, column range) is written by
-// the one task that owns the column's panel).
+// SAFETY: hands disjoint output regions to parallel tasks: in a product each (row, column range)
+// is written by the one task that owns the column's panel, in attention each (batch, head, query
+// row) by the one tile that owns it.
 unsafe impl<T> Sync for Shared<T> {}
 
 struct Bf16Out {
