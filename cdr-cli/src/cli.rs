@@ -123,13 +123,6 @@ pub struct RouteArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DeviceKind {
-    Cpu,
-    Cuda,
-    Wgpu,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReductionArg {
     Sum,
     Mean,
@@ -223,8 +216,9 @@ impl CacheArgs {
 /// Where and how the models compute.
 #[derive(Debug, Clone, Args)]
 pub struct ComputeArgs {
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub device: DeviceKind,
+    /// cpu, cuda, cuda:N or wgpu (the GPU backends only in a build with their cargo feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: cdr_core::Device,
 
     /// Compute dtype: f32, f16, bf16 or auto (log-probs are always f32). auto: bf16 for GGUF
     /// models on a CPU with AMX (bf16 matrix units), f32 otherwise (the exact path).
@@ -252,7 +246,8 @@ impl ComputeArgs {
                 && models
                     .iter()
                     .all(|m| cdr_models::ModelDir::new(m).is_gguf());
-            let dtype = cdr_models::kernels::default_dtype(gguf, self.device == DeviceKind::Cpu);
+            let dtype =
+                cdr_models::kernels::default_dtype(gguf, self.device == cdr_core::Device::Cpu);
             tracing::info!(%dtype, "--dtype auto");
             return Ok(dtype);
         }
@@ -268,12 +263,13 @@ impl ComputeArgs {
             self.dtype.to_ascii_lowercase().as_str(),
             "bf16" | "bfloat16"
         );
-        if self.device == DeviceKind::Wgpu && bf16 {
+        if self.device == cdr_core::Device::Wgpu && bf16 {
             // WGSL has no bf16: cubecl would panic inside a kernel compile instead of erroring.
             anyhow::bail!(
                 "--device wgpu cannot compute in bf16 (WGSL has no bf16 type); use --dtype f16 or f32"
             );
         }
+        anyhow::Context::context(self.device.check(), "--device")?;
         Ok(())
     }
 }

@@ -1,23 +1,17 @@
-//! `cdr score`, `cdr eval`, `cdr annotate`.
+//! `cdr score`, `cdr eval`, `cdr annotate`, `cdr route`: flags to settings, the library's
+//! engine, and the printer.
 
-use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use cdr_core::backend::Backend;
-use cdr_core::best_of_n::{PairStrategy, select_pair};
-use cdr_data::{
-    PreferencePair, ReadOutcome, RecordWriter, Row, read_best_of_n, read_pairwise, read_records,
-    read_rows,
-};
+use cdr_core::Device;
+use cdr_core::best_of_n::PairStrategy;
+use cdr_core::engine::{self, RowInfo, ScoredRow, annotate_file, eval_file, score_file};
+use cdr_data::{ReadOutcome, RecordWriter, Row, read_rows};
 
-use crate::backend::BackendJob;
 use crate::cli::{AnnotateArgs, EvalArgs, PairStrategyArg, RouteArgs, ScoreArgs};
-use crate::job::{Run, ScoredRow, cache_summary, read_options, summary, write_options};
-use crate::records::{PairScore, ResponsesScore, tally};
-use crate::report::{EvalReport, markdown};
-use crate::routing::{self, RowInfo};
-use crate::shard::ShardedOutput;
+use crate::job::{Printer, input, load_engine, output, read_options, with_hint};
+use crate::report::markdown;
 
 pub fn report_skipped<T>(outcome: &ReadOutcome<T>) {
     for s in &outcome.skipped {
@@ -25,102 +19,36 @@ pub fn report_skipped<T>(outcome: &ReadOutcome<T>) {
     }
 }
 
-impl BackendJob for ScoreArgs {
-    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
-        let io = &self.run.io;
-        let out = ShardedOutput::begin(self.run.shard.resolve()?, &self.output)?;
-        let mut outcome = read_rows(&io.input, &read_options(io))?;
-        report_skipped(&outcome);
-        outcome.rows.retain(|r| out.owns(r.id()));
-        let mut writer = RecordWriter::open(&out.path, &write_options(io))?;
-        let run = Run::<B>::start(&self.run, &outcome.rows, writer.ids().clone(), &device)?;
-        let mut progress = run.progress(&outcome.rows, "score");
-        let stats = run.score(&outcome.rows, &mut progress, |r, s| {
-            let domain = run.domain(r);
-            match r {
-                Row::Pairwise(p) => writer.write(&PairScore::new(p, s, domain))?,
-                Row::BestOfN(b) => writer.write(&ResponsesScore {
-                    id: b.id.clone(),
-                    subset: b.subset.clone(),
-                    domain,
-                    rewards: s.iter().map(|x| x.reward).collect(),
-                    scores: s.to_vec(),
-                })?,
-            }
-            Ok(())
-        })?;
-        progress.finish();
-        let written = writer.finish()?;
-        out.finish(&io.input, written)?;
-        summary(&stats, &progress);
-        cache_summary(&run.pair);
-        eprintln!("cdr: {written} rows in {}", out.path.display());
+impl ScoreArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let shard = self.run.shard.resolve()?;
+        let out = output(&self.run.io, &self.output, shard);
+        let mut printer = Printer::new(self.run.quiet);
+        let engine = load_engine(&self.run, &mut printer)?;
+        let summary =
+            score_file(&engine, &input(&self.run.io), &out, &mut printer).map_err(with_hint)?;
+        printer.file_summary(&summary);
+        printer.cache_summary(engine.pair());
+        eprintln!(
+            "cdr: {} rows in {}",
+            summary.written,
+            summary.path.display()
+        );
         Ok(())
     }
 }
 
-impl BackendJob for EvalArgs {
-    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
+impl EvalArgs {
+    pub fn run(self) -> anyhow::Result<()> {
         let io = &self.run.io;
         let shard = self.run.shard.resolve()?;
-        let out = match &self.output {
-            Some(path) => Some(ShardedOutput::begin(shard, path)?),
-            None => None,
-        };
-        let mut outcome = read_pairwise(&io.input, &read_options(io))?;
-        report_skipped(&outcome);
-        outcome
-            .rows
-            .retain(|r| shard.is_none_or(|s| s.contains(&r.id)));
-        let mut writer = match &out {
-            Some(out) => Some(RecordWriter::open(&out.path, &write_options(io))?),
-            None => None,
-        };
-        let done = writer.as_ref().map(|w| w.ids().clone()).unwrap_or_default();
-        let run = Run::<B>::start(&self.run, &outcome.rows, done, &device)?;
-        let mut progress = run.progress(&outcome.rows, "eval");
-        let mut scored: Vec<PairScore> = Vec::new();
-        let stats = run.score(&outcome.rows, &mut progress, |r, s| {
-            let record = PairScore::new(r, s, run.domain(r));
-            if let Some(w) = writer.as_mut() {
-                w.write(&record)?;
-            }
-            scored.push(record);
-            Ok(())
-        })?;
-        progress.finish();
-        if let Some(w) = writer {
-            let written = w.finish()?;
-            if let Some(out) = &out {
-                out.finish(&io.input, written)?;
-            }
-        }
-        summary(&stats, &progress);
-        cache_summary(&run.pair);
-
-        // The report covers every row of the input, including rows scored by an earlier run.
-        if let Some(path) = out.as_ref().map(|o| &o.path) {
-            let mut earlier: Vec<PairScore> = read_records(path, None)
-                .with_context(|| format!("reading back {}", path.display()))?;
-            let fresh: HashSet<&str> = scored.iter().map(|s| s.id.as_str()).collect();
-            earlier.retain(|s| !fresh.contains(s.id.as_str()));
-            scored.extend(earlier);
-        }
-        let (accuracy, truncated) = tally(&scored);
-        let pair = &run.pair;
-        let report = EvalReport {
-            input: io.input.display().to_string(),
-            strong: self.run.models.strong.clone(),
-            weak: self.run.models.weak.clone(),
-            template: pair.template().name().to_string(),
-            reduction: format!("{:?}", pair.options().reduction).to_lowercase(),
-            rows: scored.len(),
-            accuracy: accuracy.overall.accuracy(),
-            truncated_responses: truncated,
-            skipped_rows: outcome.skipped.len() + stats.failed_rows.len(),
-            rewardbench: accuracy.rewardbench(),
-            results: accuracy,
-        };
+        let out = self.output.as_ref().map(|p| output(io, p, shard));
+        let mut printer = Printer::new(self.run.quiet);
+        let engine = load_engine(&self.run, &mut printer)?;
+        let (report, scored, summary) =
+            eval_file(&engine, &input(io), out.as_ref(), shard, &mut printer).map_err(with_hint)?;
+        printer.file_summary(&summary);
+        printer.cache_summary(engine.pair());
         print!("{}", markdown(&report));
         // Shards of one run share the command line: each names its own reports, or they would
         // overwrite each other.
@@ -129,8 +57,8 @@ impl BackendJob for EvalArgs {
             None => p.clone(),
         };
         let report_path = self.report.as_ref().map(per_shard).or_else(|| {
-            out.as_ref().map(|o| &o.path).map(|o| {
-                let mut p = o.clone().into_os_string();
+            out.as_ref().map(|o| {
+                let mut p = o.file().into_os_string();
                 p.push(".report.json");
                 PathBuf::from(p)
             })
@@ -147,55 +75,28 @@ impl BackendJob for EvalArgs {
     }
 }
 
-impl BackendJob for AnnotateArgs {
-    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
-        let io = &self.run.io;
-        let out = ShardedOutput::begin(self.run.shard.resolve()?, &self.output)?;
-        let mut outcome = read_best_of_n(&io.input, &read_options(io))?;
-        report_skipped(&outcome);
-        outcome.rows.retain(|r| out.owns(&r.id));
-        let mut writer = RecordWriter::open(&out.path, &write_options(io))?;
-        let run = Run::<B>::start(&self.run, &outcome.rows, writer.ids().clone(), &device)?;
+impl AnnotateArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let shard = self.run.shard.resolve()?;
+        let out = output(&self.run.io, &self.output, shard);
         let strategy = match self.pair_strategy {
             PairStrategyArg::BestWorst => PairStrategy::BestWorst,
             PairStrategyArg::BestRandom => PairStrategy::BestRandom { seed: self.seed },
         };
-        let mut progress = run.progress(&outcome.rows, "annotate");
-        let mut dropped: BTreeMap<String, usize> = BTreeMap::new();
-        let stats = run.score(&outcome.rows, &mut progress, |r, s| {
-            let rewards: Vec<f64> = s.iter().map(|x| x.reward).collect();
-            let texts: Vec<&str> = r.responses.iter().map(String::as_str).collect();
-            match select_pair(&r.id, &texts, &rewards, strategy) {
-                Ok(sel) => {
-                    let mut pair = PreferencePair::new(
-                        &r.id,
-                        r.prompt.clone(),
-                        &r.responses[sel.chosen],
-                        &r.responses[sel.rejected],
-                        rewards[sel.chosen],
-                        rewards[sel.rejected],
-                    );
-                    if let Some(subset) = &r.subset {
-                        pair = pair.with_extra("subset", subset.as_str());
-                    }
-                    if let Some(domain) = run.domain(r) {
-                        pair = pair.with_extra("domain", domain);
-                    }
-                    writer.write(&pair)?;
-                }
-                Err(why) => *dropped.entry(format!("{why:?}")).or_default() += 1,
-            }
-            Ok(())
-        })?;
-        progress.finish();
-        let written = writer.finish()?;
-        out.finish(&io.input, written)?;
-        summary(&stats, &progress);
-        cache_summary(&run.pair);
-        for (why, n) in &dropped {
+        let mut printer = Printer::new(self.run.quiet);
+        let engine = load_engine(&self.run, &mut printer)?;
+        let summary = annotate_file(&engine, &input(&self.run.io), &out, strategy, &mut printer)
+            .map_err(with_hint)?;
+        printer.file_summary(&summary.file);
+        printer.cache_summary(engine.pair());
+        for (why, n) in &summary.no_pair {
             eprintln!("cdr: {n} rows gave no pair ({why})");
         }
-        eprintln!("cdr: {written} preference pairs in {}", out.path.display());
+        eprintln!(
+            "cdr: {} preference pairs in {}",
+            summary.file.written,
+            summary.file.path.display()
+        );
         Ok(())
     }
 }
@@ -215,36 +116,40 @@ struct RoutedRow<'a> {
     gold: Option<String>,
 }
 
-impl BackendJob for RouteArgs {
-    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
+impl RouteArgs {
+    pub fn run(self, device: Device) -> anyhow::Result<()> {
         let outcome = read_rows(&self.io.input, &read_options(&self.io))?;
         report_skipped(&outcome);
-        let custom = match routing::customization(&self.customize)? {
+        let mut settings = crate::job::routing(&self.customize);
+        let custom = match engine::customization(&settings)? {
             Some(c) => c,
             None => cdr_core::Customization::default_config()?,
         };
         let infos: Vec<RowInfo<'_>> = outcome.rows.iter().map(ScoredRow::info).collect();
-        let model = self
-            .customize
-            .router_model
-            .as_deref()
-            .or(self.strong.as_deref());
-        let router = routing::router::<B>(
-            &self.customize,
-            model,
+        settings.router_model = settings.router_model.or(self.strong.clone());
+        if settings.router != engine::RouterKind::Field && settings.router_model.is_none() {
+            anyhow::bail!(
+                "--router {:?} needs a router model (--router-model or --strong)",
+                settings.router
+            );
+        }
+        let router = engine::router(
+            &settings,
             None,
-            self.template.as_deref(),
-            &device,
-            self.compute.dtype_for(&[])?,
-            self.compute.max_batch_tokens,
+            engine::RouterCompute {
+                device: &device,
+                dtype: self.compute.dtype_for(&[])?,
+                max_batch_tokens: self.compute.max_batch_tokens,
+                template: self.template.as_deref(),
+            },
         )?;
-        let domains = routing::route(
+        let domains = engine::route(
             &custom,
-            self.customize.router,
+            settings.router,
             &infos,
             router.as_ref(),
-            &self.io.input,
-            self.quiet,
+            &self.io.input.display().to_string(),
+            &mut Printer::new(self.quiet),
         )?;
         let gold = |r: &Row| -> Option<String> {
             let field = self.gold_field.as_deref()?;

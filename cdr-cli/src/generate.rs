@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use cdr_core::backend::Backend;
+use cdr_core::Device;
 use cdr_core::{Policy, SampleOptions};
 use cdr_data::{Message, PromptRow, RecordWriter, read_prompts};
 use cdr_models::{FinishReason, Sampling};
@@ -14,7 +14,6 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tracing::warn;
 
-use crate::backend::BackendJob;
 use crate::cli::{AnnotateArgs, ComputeArgs, IoArgs};
 use crate::commands::report_skipped;
 use crate::job::{read_options, write_options};
@@ -118,8 +117,8 @@ pub struct GenerateArgs {
     pub quiet: bool,
 }
 
-impl BackendJob for GenerateArgs {
-    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
+impl GenerateArgs {
+    pub fn run(self, device: Device) -> anyhow::Result<()> {
         let options = self
             .sampling
             .options(self.max_prompt_tokens, &self.policy)?;
@@ -135,7 +134,7 @@ impl BackendJob for GenerateArgs {
             batch_rows: self.sampling.batch_rows,
             quiet: self.quiet,
         };
-        let written = job.run::<B>(&device)?;
+        let written = job.run(&device)?;
         out.finish(&self.io.input, written)
     }
 }
@@ -249,7 +248,7 @@ impl GenerateJob<'_> {
     }
 
     /// Generates into the output; returns how many rows it holds.
-    pub fn run<B: Backend>(&self, device: &B::Device) -> anyhow::Result<usize> {
+    pub fn run(&self, device: &Device) -> anyhow::Result<usize> {
         let io = self.io;
         let path = cdr_models::resolve_model(self.policy).context("--policy")?;
         let mut outcome = read_prompts(&io.input, &read_options(io))?;
@@ -269,7 +268,7 @@ impl GenerateJob<'_> {
         };
         let policy = match todo.is_empty() {
             true => None,
-            false => Some(Policy::<B>::load(&path, self.template, device, self.dtype)?),
+            false => Some(Policy::load(&path, self.template, device, self.dtype)?),
         };
         // Started after loading, so tokens/s measures generation alone.
         let mut progress = Progress::new(todo.len(), "generate", self.quiet);
@@ -354,10 +353,7 @@ pub fn generated_path(output: &Path) -> PathBuf {
 
 /// `cdr annotate --policy`: samples responses for the prompts of `--input` into
 /// [`generated_path`] and points the annotation at that file. Without `--policy`, `args` as given.
-pub fn generate_first<B: Backend>(
-    mut args: AnnotateArgs,
-    device: &B::Device,
-) -> anyhow::Result<AnnotateArgs> {
+pub fn generate_first(mut args: AnnotateArgs, device: &Device) -> anyhow::Result<AnnotateArgs> {
     let Some(policy) = args.policy.clone() else {
         return Ok(args);
     };
@@ -377,7 +373,7 @@ pub fn generate_first<B: Backend>(
         batch_rows: args.sampling.batch_rows,
         quiet: args.run.quiet,
     }
-    .run::<B>(device)?;
+    .run(device)?;
     // The generated file uses the default column names, whatever the prompts file used.
     let io = &mut args.run.io;
     io.input = generated;
@@ -392,10 +388,10 @@ pub fn generate_first<B: Backend>(
 /// `cdr annotate`, generating first when `--policy` is given.
 pub struct Annotate(pub AnnotateArgs);
 
-impl BackendJob for Annotate {
-    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
-        let args = generate_first::<B>(self.0, &device)?;
-        args.run::<B>(device)
+impl Annotate {
+    pub fn run(self, device: Device) -> anyhow::Result<()> {
+        let args = generate_first(self.0, &device)?;
+        args.run()
     }
 }
 

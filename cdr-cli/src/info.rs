@@ -122,9 +122,12 @@ fn load_and_measure(dir: &ModelDir, params: u64) -> anyhow::Result<()> {
     let dtype = cdr_models::kernels::default_dtype(dir.is_gguf(), true);
     let before = peak_rss_mib().unwrap_or(0.0);
     let start = std::time::Instant::now();
-    let model = dir
-        .load::<cdr_core::backend::Cpu>(&Default::default(), cdr_models::LoadOptions { dtype })
-        .map_err(|e| anyhow::anyhow!("loading the weights: {e}"))?;
+    let model = cdr_models::Model::load(
+        dir,
+        &cdr_core::Device::Cpu,
+        cdr_models::LoadOptions { dtype },
+    )
+    .map_err(|e| anyhow::anyhow!("loading the weights: {e}"))?;
     let secs = start.elapsed().as_secs_f64();
     let loaded = params as f64 * dtype.size() as f64 / 1048576.0;
     let peak = peak_rss_mib().unwrap_or(0.0);

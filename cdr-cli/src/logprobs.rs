@@ -1,18 +1,18 @@
 //! `cdr logprobs`: one model scores every response into the log-prob cache.
 
 use anyhow::Context;
-use cdr_core::backend::Backend;
-use cdr_core::{ChatTemplate, LogprobCache, ModelScorer, TokenizerPolicy};
+use cdr_core::Device;
+use cdr_core::{ChatTemplate, LogprobCache, ModelScorer};
 use cdr_data::{RecordWriter, read_rows};
 use serde::Serialize;
 
-use crate::backend::BackendJob;
 use crate::cli::LogprobsArgs;
 use crate::commands::report_skipped;
-use crate::job::{ScoredRow, cache_table, read_options, score_options, write_options};
+use crate::job::{cache_table, read_options, score_options, write_options};
 use crate::passes::{PassOptions, Rendering, score_pass};
 use crate::progress::Progress;
-use crate::routing::{self, RowInfo};
+use crate::routing;
+use cdr_core::engine::{RowInfo, ScoredRow};
 
 /// One response's log-probs under the model.
 #[derive(Serialize)]
@@ -40,8 +40,8 @@ struct RowLogprobs<'a> {
     responses: Vec<ResponseLogprobs<'a>>,
 }
 
-impl BackendJob for LogprobsArgs {
-    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
+impl LogprobsArgs {
+    pub fn run(self, device: Device) -> anyhow::Result<()> {
         let io = &self.io;
         let shard = self.shard.resolve()?;
         let out = match &self.output {
@@ -54,14 +54,14 @@ impl BackendJob for LogprobsArgs {
             .rows
             .retain(|r| shard.is_none_or(|s| s.contains(r.id())));
         let path = cdr_models::resolve_model(&self.model).context("--model")?;
-        let options = score_options(&self.scoring, TokenizerPolicy::Identical, &[&path])?;
-        let scorer = ModelScorer::<B>::load(&path, &device, options.dtype)?;
+        let options = score_options(&self.scoring, &[&path])?;
+        let scorer = ModelScorer::load(&path, &device, options.dtype)?;
         let template = match &self.scoring.template {
             Some(spec) => ChatTemplate::resolve(spec, Some(&path))?,
             None => cdr_core::model_template(&path)?,
         };
         let infos: Vec<RowInfo<'_>> = outcome.rows.iter().map(ScoredRow::info).collect();
-        let routed = routing::customize_rows::<B>(
+        let routed = routing::customize_rows(
             &self.customize,
             &infos,
             Some((&scorer, &template)),

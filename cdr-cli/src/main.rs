@@ -3,7 +3,6 @@
 // Inputs, checkpoints and outputs are untrusted: failures must be errors, not panics.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-mod backend;
 mod cli;
 mod commands;
 mod generate;
@@ -14,7 +13,6 @@ mod pairs;
 mod passes;
 mod plots;
 mod progress;
-mod records;
 mod report;
 mod report_dir;
 mod routing;
@@ -23,7 +21,6 @@ mod shard;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::backend::dispatch;
 use crate::cli::{Cli, Command};
 
 // Activations of tens of megabytes are allocated and freed per layer; mimalloc reuses them where
@@ -61,51 +58,39 @@ fn main() -> std::process::ExitCode {
         Command::Score(mut args) => {
             args.run.quiet = cli.quiet;
             let compute = args.run.models.scoring.compute.clone();
-            compute
-                .validate()
-                .and_then(|()| dispatch(compute.device, args))
+            compute.validate().and_then(|()| args.run())
         }
         Command::Eval(mut args) => {
             args.run.quiet = cli.quiet;
             let compute = args.run.models.scoring.compute.clone();
-            compute
-                .validate()
-                .and_then(|()| dispatch(compute.device, args))
+            compute.validate().and_then(|()| args.run())
         }
         Command::Annotate(mut args) => {
             args.run.quiet = cli.quiet;
             let compute = args.run.models.scoring.compute.clone();
             compute
                 .validate()
-                .and_then(|()| dispatch(compute.device, generate::Annotate(args)))
+                .and_then(|()| generate::Annotate(args).run(compute.device))
         }
         Command::Generate(mut args) => {
             args.quiet = cli.quiet;
             let compute = args.compute.clone();
-            compute
-                .validate()
-                .and_then(|()| dispatch(compute.device, args))
+            compute.validate().and_then(|()| args.run(compute.device))
         }
         Command::Logprobs(mut args) => {
             args.quiet = cli.quiet;
             let compute = args.scoring.compute.clone();
-            compute
-                .validate()
-                .and_then(|()| dispatch(compute.device, args))
+            compute.validate().and_then(|()| args.run(compute.device))
         }
         Command::Pairs(mut args) => {
             args.quiet = cli.quiet;
             let compute = args.scoring.compute.clone();
-            compute
-                .validate()
-                .and_then(|()| dispatch(compute.device, args))
+            compute.validate().and_then(|()| args.run(compute.device))
         }
         Command::Route(mut args) => {
             args.quiet = cli.quiet;
             let compute = args.compute.clone();
-            compute
-                .validate()
-                .and_then(|()| dispatch(compute.device, args))
+            compute.validate().and_then(|()| args.run(compute.device))
         }
         Command::Info(args) => info::run(&args),
         Command::Merge(args) => args.run(),

@@ -6,25 +6,25 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use cdr_core::backend::Backend;
+use cdr_core::Device;
 use cdr_core::cache::template_key;
 use cdr_core::eval::Accuracy;
 use cdr_core::pairs::{PairAccuracy, SkippedPair, pair_scores, plan, rank};
-use cdr_core::{ChatTemplate, LogprobCache, ModelScorer, PassStats, TokenizerPolicy};
+use cdr_core::{ChatTemplate, LogprobCache, ModelScorer, PassStats};
 use cdr_data::read_pairwise;
 use cdr_models::ModelDir;
 use serde::Serialize;
 
-use crate::backend::BackendJob;
 use crate::cli::PairsArgs;
 use crate::commands::{report_skipped, write_json};
-use crate::job::{ScoredRow, cache_table, read_options, score_options};
+use crate::job::{cache_table, read_options, score_options};
 use crate::passes::{PassOptions, Rendering, all_cached, score_pass};
 use crate::progress::Progress;
-use crate::records::{PairScore, tally};
 use crate::report::model_name;
 use crate::report_dir;
-use crate::routing::{self, RowInfo};
+use crate::routing;
+use cdr_core::engine::{PairScore, tally};
+use cdr_core::engine::{RowInfo, ScoredRow};
 
 #[derive(Debug, Serialize)]
 pub struct ModelEntry {
@@ -86,8 +86,8 @@ fn names(specs: &[String]) -> Vec<String> {
     }
 }
 
-impl BackendJob for PairsArgs {
-    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
+impl PairsArgs {
+    pub fn run(self, device: Device) -> anyhow::Result<()> {
         let io = &self.io;
         let outcome = read_pairwise(&io.input, &read_options(io))?;
         report_skipped(&outcome);
@@ -102,7 +102,7 @@ impl BackendJob for PairsArgs {
             .collect::<anyhow::Result<_>>()?;
         let names = names(&self.models);
         let model_paths: Vec<&std::path::Path> = paths.iter().map(PathBuf::as_path).collect();
-        let options = score_options(&self.scoring, TokenizerPolicy::Identical, &model_paths)?;
+        let options = score_options(&self.scoring, &model_paths)?;
 
         // Each model's template as the strong one (as `cdr eval` would pick it); equal templates
         // are one, so models sharing a template are each scored once.
@@ -137,7 +137,7 @@ impl BackendJob for PairsArgs {
                 "cdr pairs --router likelihood needs --router-model (there is no one strong model)"
             );
         }
-        let routed = routing::customize_rows::<B>(
+        let routed = routing::customize_rows(
             &self.customize,
             &infos,
             None,
@@ -221,7 +221,7 @@ impl BackendJob for PairsArgs {
                 None => {
                     // Passes are ordered by model: the previous model is dropped by now, so
                     // only one model is in memory at a time.
-                    let scorer = ModelScorer::<B>::load(&paths[m], &device, options.dtype)
+                    let scorer = ModelScorer::load(&paths[m], &device, options.dtype)
                         .with_context(|| format!("loading {}", paths[m].display()))?;
                     let mut progress = Progress::new(texts.rows.len(), &label, self.quiet);
                     let scored = score_pass(

@@ -5,7 +5,6 @@
 use std::ops::Range;
 
 use anyhow::Context;
-use cdr_core::backend::Backend;
 use cdr_core::cache::{ids_key, text_key};
 use cdr_core::encode::{Encoded, encode};
 use cdr_core::{
@@ -15,9 +14,9 @@ use cdr_models::Tokenizer;
 use tracing::warn;
 
 use crate::cli::IoArgs;
-use crate::job::ScoredRow;
 use crate::progress::Progress;
 use crate::routing::Routed;
+use cdr_core::engine::ScoredRow;
 
 /// The rows' texts, rendered with every template and tokenized by every model.
 pub struct Texts {
@@ -165,8 +164,8 @@ pub fn all_cached(
 }
 
 /// Model `m` scores every text under template `t`, from the cache where it can.
-pub fn score_pass<B: Backend>(
-    scorer: &ModelScorer<B>,
+pub fn score_pass(
+    scorer: &ModelScorer,
     texts: &Texts,
     (m, t): (usize, usize),
     options: &PassOptions<'_>,

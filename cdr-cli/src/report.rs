@@ -2,24 +2,7 @@
 
 use std::fmt::Write as _;
 
-use cdr_core::eval::Accuracy;
-use serde::Serialize;
-
-#[derive(Debug, Serialize)]
-pub struct EvalReport {
-    pub input: String,
-    pub strong: String,
-    pub weak: String,
-    pub template: String,
-    pub reduction: String,
-    pub rows: usize,
-    pub accuracy: f64,
-    pub truncated_responses: usize,
-    pub skipped_rows: usize,
-    pub results: Accuracy,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rewardbench: Option<cdr_core::rewardbench::RewardBenchScores>,
-}
+pub use cdr_core::engine::EvalReport;
 
 fn table(
     out: &mut String,

@@ -11,8 +11,9 @@ use serde::Serialize;
 
 use crate::pairs::PairsReport;
 use crate::plots;
-use crate::records::{PairScore, tally};
-use crate::report::{EvalReport, model_name};
+use crate::report::model_name;
+use cdr_core::engine::EvalReport;
+use cdr_core::engine::{PairScore, tally};
 
 struct Figure {
     file: String,

@@ -58,11 +58,6 @@ impl ShardedOutput {
         Ok(Self { shard, path })
     }
 
-    /// Whether this shard owns row `id` (every row, unsharded).
-    pub fn owns(&self, id: &str) -> bool {
-        self.shard.is_none_or(|s| s.contains(id))
-    }
-
     /// Marks a finished shard complete, for `cdr merge`.
     pub fn finish(&self, input: &Path, rows: usize) -> anyhow::Result<()> {
         if let Some(shard) = self.shard {

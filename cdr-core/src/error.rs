@@ -11,6 +11,9 @@ pub enum CoreError {
     Data(#[from] cdr_data::DataError),
 
     #[error(transparent)]
+    Shard(#[from] cdr_data::ShardError),
+
+    #[error(transparent)]
     Customize(#[from] cdr_prompt::CustomizeError),
 
     #[error("tokenizer failed on the rendered text: {0}")]
@@ -37,6 +40,14 @@ pub enum CoreError {
 
     #[error("{0}")]
     Invalid(String),
+
+    /// A row that cannot be scored: its source (a file), its id and why.
+    #[error("{source_name}: row `{id}`: {error}")]
+    Row {
+        source_name: String,
+        id: String,
+        error: Box<CoreError>,
+    },
 
     #[error("{}: {source}", path.display())]
     Io {

@@ -5,15 +5,14 @@ use std::path::Path;
 
 use cdr_data::Message;
 use cdr_models::{
-    ComputeDtype, GenerateOptions, Generation, Generator, LlamaForCausalLm, LoadOptions, ModelDir,
-    Sampling, Tokenizer, model_stop_ids,
+    ComputeDtype, Device, GenerateOptions, Generation, LoadOptions, Model, ModelDir, Sampling,
+    Tokenizer, model_stop_ids,
 };
 use cdr_prompt::{ChatTemplate, draw};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Result};
 use crate::scorer::{ModelScorer, model_template};
-use cdr_models::backend::Backend;
 
 /// How many responses to sample per prompt, and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,20 +54,20 @@ pub fn sample_seed(seed: u64, id: &str, index: usize) -> u64 {
 
 /// A model that writes responses: its tokenizer, the chat template prompts are rendered with, and
 /// the token ids that end a response.
-pub struct Policy<B: Backend> {
-    pub model: LlamaForCausalLm<B>,
+pub struct Policy {
+    pub model: Model,
     pub tokenizer: Tokenizer,
     pub template: ChatTemplate,
     stop_ids: Vec<u32>,
 }
 
-impl<B: Backend> Policy<B> {
+impl Policy {
     /// Loads a model directory or GGUF file. `template` is a built-in name or a Jinja file;
     /// `None` uses the model's own.
     pub fn load(
         path: &Path,
         template: Option<&str>,
-        device: &B::Device,
+        device: &Device,
         dtype: ComputeDtype,
     ) -> Result<Self> {
         let dir = ModelDir::new(path);
@@ -76,14 +75,14 @@ impl<B: Backend> Policy<B> {
             Some(spec) => ChatTemplate::resolve(spec, Some(path))?,
             None => model_template(path)?,
         };
-        let model = dir.load(device, LoadOptions { dtype })?;
+        let model = Model::load(&dir, device, LoadOptions { dtype })?;
         let stop_ids = model_stop_ids(&dir, model.config())?;
         Ok(Self::new(model, dir.tokenizer()?, template, stop_ids))
     }
 
     /// A policy on an already loaded model (e.g. the strong model serving as a router). Its stop
     /// ids are the config's eos ids; a model directory's `generation_config.json` is not read.
-    pub fn from_scorer(scorer: &ModelScorer<B>, template: ChatTemplate) -> Result<Self> {
+    pub fn from_scorer(scorer: &ModelScorer, template: ChatTemplate) -> Result<Self> {
         let stop_ids = scorer.config().eos_token_ids();
         Ok(Self::new(
             (*scorer.model()?).clone(),
@@ -96,7 +95,7 @@ impl<B: Backend> Policy<B> {
     /// Adds the template's end-of-turn token to `stop_ids`: chat models end an answer with it,
     /// and some configs name only the end-of-text token.
     pub fn new(
-        model: LlamaForCausalLm<B>,
+        model: Model,
         tokenizer: Tokenizer,
         template: ChatTemplate,
         mut stop_ids: Vec<u32>,
@@ -165,16 +164,15 @@ impl<B: Backend> Policy<B> {
         options: &SampleOptions,
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<Result<Vec<Generation>>>> {
-        let generator = Generator::new(
-            &self.model,
-            GenerateOptions {
+        let generator = self
+            .model
+            .generator(GenerateOptions {
                 max_new_tokens: options.max_new_tokens,
                 sampling: options.sampling,
                 stop_ids: self.stop_ids.clone(),
                 stop_strings: options.stop_strings.clone(),
-            },
-        )?
-        .with_tokenizer(&self.tokenizer);
+            })?
+            .with_tokenizer(&self.tokenizer);
         // A prompt that cannot be generated from fails its own row, not the batch.
         let encoded: Vec<Result<Vec<u32>>> = rows
             .iter()

@@ -9,13 +9,13 @@
 //! strong/weak pairing of several models from one scoring pass per model.
 //!
 //! ```
-//! use cdr_core::{DensityRatio, Item, Message, ScoreOptions, backend::Cpu};
+//! use cdr_core::{DensityRatio, Device, Item, Message, ScoreOptions};
 //!
 //! let fixtures = "../cdr-models/tests/fixtures";
-//! let pair = DensityRatio::<Cpu>::load(
+//! let pair = DensityRatio::load(
 //!     format!("{fixtures}/llama_gqa"),     // strong
 //!     format!("{fixtures}/llama_sharded"), // weak
-//!     &Default::default(),
+//!     &Device::Cpu,
 //!     ScoreOptions::default(),
 //! )?;
 //! let question = vec![Message::user("What is 2 + 2?")];
@@ -31,6 +31,7 @@ pub mod batch;
 pub mod best_of_n;
 pub mod cache;
 pub mod encode;
+pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod generation;
@@ -43,7 +44,7 @@ pub mod scorer;
 
 pub use cache::{CacheKey, CacheTable, LogprobCache, ModelId};
 pub use cdr_data::Message;
-pub use cdr_models::{ComputeDtype, backend};
+pub use cdr_models::{ComputeDtype, Device};
 pub use cdr_prompt::{ChatTemplate, Customization};
 pub use encode::Limits;
 pub use error::{CoreError, Result};

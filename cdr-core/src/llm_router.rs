@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::generation::{Policy, SampleOptions};
-use cdr_models::backend::Backend;
 
 /// One routed conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,14 +22,14 @@ pub struct LlmRoute {
 
 /// Routes by generation: the classification prompt as a user turn, a short greedy answer, and
 /// [`parse_label`] on it.
-pub struct LlmRouter<B: Backend> {
-    policy: Policy<B>,
+pub struct LlmRouter {
+    policy: Policy,
     max_new_tokens: usize,
 }
 
-impl<B: Backend> LlmRouter<B> {
+impl LlmRouter {
     /// `max_new_tokens` bounds the answer; a label needs a few tokens.
-    pub fn new(policy: Policy<B>, max_new_tokens: usize) -> Self {
+    pub fn new(policy: Policy, max_new_tokens: usize) -> Self {
         Self {
             policy,
             max_new_tokens,

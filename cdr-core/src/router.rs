@@ -7,22 +7,21 @@ use crate::encode::{Encoded, Limits, encode};
 use crate::error::Result;
 use crate::reward::sum_logprobs;
 use crate::scorer::ModelScorer;
-use cdr_models::backend::Backend;
 
 /// Routes by asking a model: the classification prompt as a user turn, each domain name scored
 /// as the assistant's answer; the most likely name wins (ties go to the earlier domain). No
 /// generation is needed, and any causal LM that loads can serve.
-pub struct LikelihoodRouter<B: Backend> {
-    scorer: ModelScorer<B>,
+pub struct LikelihoodRouter {
+    scorer: ModelScorer,
     template: ChatTemplate,
     limits: Limits,
     max_batch_tokens: usize,
     calibrate: bool,
 }
 
-impl<B: Backend> LikelihoodRouter<B> {
+impl LikelihoodRouter {
     pub fn new(
-        scorer: ModelScorer<B>,
+        scorer: ModelScorer,
         template: ChatTemplate,
         limits: Limits,
         max_batch_tokens: usize,

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use cdr_data::Message;
 use cdr_models::{
-    ComputeDtype, Config, LlamaForCausalLm, LoadOptions, ModelDir, ScoreSpan, Tokenizer,
+    ComputeDtype, Config, Device, LoadOptions, Model, ModelDir, ScoreSpan, Tokenizer,
 };
 use cdr_prompt::{ChatTemplate, Customization, RenderedPair};
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,6 @@ use crate::cache::{CacheTable, CachedLogprobs, ids_key, text_key};
 use crate::encode::{Encoded, Limits, encode};
 use crate::error::{CoreError, Result};
 use crate::reward::{Reduction, density_ratio, sum_logprobs};
-use cdr_models::backend::Backend;
 
 /// How strong and weak token sequences relate.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,38 +188,38 @@ pub struct KeyedText<'a> {
 /// The weights load on first use ([`Self::model`]): a run whose log-probs all come from the cache
 /// never reads them (for a 7B model, tens of seconds and gigabytes saved). They can be dropped
 /// again ([`Self::release_weights`]) and reload when next needed.
-pub struct ModelScorer<B: Backend> {
+pub struct ModelScorer {
     pub tokenizer: Tokenizer,
     // Boxed: the config is large and scorers are moved around by value.
     config: Box<Config>,
     dir: PathBuf,
-    device: B::Device,
+    device: Device,
     dtype: ComputeDtype,
-    model: Mutex<Option<Arc<LlamaForCausalLm<B>>>>,
+    model: Mutex<Option<Arc<Model>>>,
 }
 
-impl<B: Backend> Clone for ModelScorer<B> {
+impl Clone for ModelScorer {
     fn clone(&self) -> Self {
         Self {
             tokenizer: self.tokenizer.clone(),
             config: self.config.clone(),
             dir: self.dir.clone(),
-            device: self.device.clone(),
+            device: self.device,
             dtype: self.dtype,
             model: Mutex::new(self.model.lock().ok().and_then(|m| m.clone())),
         }
     }
 }
 
-impl<B: Backend> ModelScorer<B> {
+impl ModelScorer {
     /// Opens a model directory or GGUF file: its config and tokenizer now, its weights on first use.
-    pub fn load(dir: &Path, device: &B::Device, dtype: ComputeDtype) -> Result<Self> {
+    pub fn load(dir: &Path, device: &Device, dtype: ComputeDtype) -> Result<Self> {
         let model_dir = ModelDir::new(dir);
         Ok(Self {
             tokenizer: model_dir.tokenizer()?,
             config: Box::new(model_dir.config()?),
             dir: dir.to_path_buf(),
-            device: device.clone(),
+            device: *device,
             dtype,
             model: Mutex::new(None),
         })
@@ -232,7 +231,7 @@ impl<B: Backend> ModelScorer<B> {
     }
 
     /// The model, its weights loaded on the first call (or the first after a release).
-    pub fn model(&self) -> Result<Arc<LlamaForCausalLm<B>>> {
+    pub fn model(&self) -> Result<Arc<Model>> {
         let mut slot = self
             .model
             .lock()
@@ -241,8 +240,11 @@ impl<B: Backend> ModelScorer<B> {
             return Ok(model.clone());
         }
         info!(model = %self.dir.display(), dtype = %self.dtype, "loading weights");
-        let model =
-            ModelDir::new(&self.dir).load(&self.device, LoadOptions { dtype: self.dtype })?;
+        let model = Model::load(
+            &ModelDir::new(&self.dir),
+            &self.device,
+            LoadOptions { dtype: self.dtype },
+        )?;
         info!(products = %model.kernel(), "weights loaded");
         let model = Arc::new(model);
         *slot = Some(model.clone());
@@ -385,9 +387,9 @@ struct PairCache {
 }
 
 /// A loaded strong/weak pair: the customized density-ratio reward model.
-pub struct DensityRatio<B: Backend> {
-    strong: ModelScorer<B>,
-    weak: ModelScorer<B>,
+pub struct DensityRatio {
+    strong: ModelScorer,
+    weak: ModelScorer,
     template: ChatTemplate,
     customization: Option<Customization>,
     options: ScoreOptions,
@@ -396,13 +398,13 @@ pub struct DensityRatio<B: Backend> {
     one_at_a_time: bool,
 }
 
-impl<B: Backend> DensityRatio<B> {
+impl DensityRatio {
     /// Loads both models from their directories on `device`. The chat template is
     /// `options.template` if set, else the strong model's own.
     pub fn load(
         strong: impl AsRef<Path>,
         weak: impl AsRef<Path>,
-        device: &B::Device,
+        device: &Device,
         options: ScoreOptions,
     ) -> Result<Self> {
         let (strong, weak) = (strong.as_ref(), weak.as_ref());
@@ -433,8 +435,8 @@ impl<B: Backend> DensityRatio<B> {
 
     /// Builds a pair from already loaded parts.
     pub fn from_parts(
-        strong: ModelScorer<B>,
-        weak: ModelScorer<B>,
+        strong: ModelScorer,
+        weak: ModelScorer,
         template: ChatTemplate,
         options: ScoreOptions,
     ) -> Self {
@@ -496,7 +498,7 @@ impl<B: Backend> DensityRatio<B> {
     }
 
     /// The strong model and its tokenizer (e.g. to serve as a router model).
-    pub fn strong(&self) -> &ModelScorer<B> {
+    pub fn strong(&self) -> &ModelScorer {
         &self.strong
     }
 

@@ -4,11 +4,10 @@
 
 use std::path::PathBuf;
 
-use cdr_core::backend::Cpu;
 use cdr_core::{
     ComputeDtype, Customization, LlmRouter, Message, Policy, SampleOptions, parse_label,
 };
-use cdr_models::{GenerateOptions, Generator, Sampling};
+use cdr_models::{GenerateOptions, Sampling};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -16,8 +15,14 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn policy(name: &str) -> Policy<Cpu> {
-    Policy::load(&fixture(name), None, &Default::default(), ComputeDtype::F32).unwrap()
+fn policy(name: &str) -> Policy {
+    Policy::load(
+        &fixture(name),
+        None,
+        &cdr_core::Device::Cpu,
+        ComputeDtype::F32,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -105,17 +110,16 @@ fn llm_router_answers_greedily_and_falls_back_to_the_default() {
 
     // The same answers by hand: the router prompt rendered, greedy decoding, the stop ids.
     let p = policy("qwen2_tiny");
-    let generator = Generator::new(
-        &p.model,
-        GenerateOptions {
+    let generator = p
+        .model
+        .generator(GenerateOptions {
             max_new_tokens: 8,
             sampling: Sampling::greedy(),
             stop_ids: p.stop_ids().to_vec(),
             stop_strings: Vec::new(),
-        },
-    )
-    .unwrap()
-    .with_tokenizer(&p.tokenizer);
+        })
+        .unwrap()
+        .with_tokenizer(&p.tokenizer);
     for (convo, route) in convos.iter().zip(&routes) {
         let question = [Message::user(c.router_prompt(convo))];
         let ids = p.encode_prompt(&question, 4096).unwrap();

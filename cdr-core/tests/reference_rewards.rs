@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use cdr_core::{DensityRatio, Item, Limits, Reduction, ScoreOptions, backend::Cpu};
+use cdr_core::{DensityRatio, Device, Item, Limits, Reduction, ScoreOptions};
 use cdr_data::{ReadOptions, read_pairwise};
 use serde::Deserialize;
 
@@ -43,7 +43,7 @@ fn expected() -> Expected {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
-fn pair(reduction: Reduction, e: &Expected) -> DensityRatio<Cpu> {
+fn pair(reduction: Reduction, e: &Expected) -> DensityRatio {
     pair_with_strong(
         reduction,
         e,
@@ -76,11 +76,7 @@ fn transformers5_layout(src: &std::path::Path) -> tempfile::TempDir {
     dir
 }
 
-fn pair_with_strong(
-    reduction: Reduction,
-    e: &Expected,
-    strong: &std::path::Path,
-) -> DensityRatio<Cpu> {
+fn pair_with_strong(reduction: Reduction, e: &Expected, strong: &std::path::Path) -> DensityRatio {
     let models = root().join("cdr-models/tests/fixtures");
     let options = ScoreOptions {
         reduction,
@@ -91,7 +87,7 @@ fn pair_with_strong(
         max_batch_tokens: 1024,
         ..ScoreOptions::default()
     };
-    DensityRatio::load(strong, models.join(&e.weak), &Default::default(), options).unwrap()
+    DensityRatio::load(strong, models.join(&e.weak), &Device::Cpu, options).unwrap()
 }
 
 #[test]
@@ -310,10 +306,10 @@ fn one_model_at_a_time_gives_the_same_scores() {
             one_model_at_a_time: Some(one),
             ..ScoreOptions::default()
         };
-        DensityRatio::<Cpu>::load(
+        DensityRatio::load(
             models.join(&e.strong),
             models.join(&e.weak),
-            &Default::default(),
+            &Device::Cpu,
             options,
         )
         .unwrap()

@@ -28,6 +28,7 @@ pub mod backend;
 pub mod cache;
 pub mod checkpoint;
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod generate;
 pub mod gguf;
@@ -35,6 +36,9 @@ pub mod kernels;
 pub mod llama;
 pub mod logprobs;
 pub mod memory;
+// A build with no backend (the fuzz targets read checkpoints only) has no models to run.
+#[cfg(any(feature = "cpu", feature = "cuda", feature = "wgpu"))]
+pub mod model;
 pub mod rope;
 pub mod safetensors;
 pub mod sampling;
@@ -44,6 +48,7 @@ pub mod weights;
 pub use cache::KvCache;
 pub use checkpoint::{EmbeddedTemplate, LoadOptions, ModelDir, load_model, resolve_model};
 pub use config::{Architecture, Config};
+pub use device::Device;
 pub use error::{ModelError, Result};
 pub use generate::{
     FinishReason, GenerateOptions, Generation, Generator, SamplingDefaults,
@@ -51,6 +56,8 @@ pub use generate::{
 };
 pub use llama::LlamaForCausalLm;
 pub use logprobs::ScoreSpan;
+#[cfg(any(feature = "cpu", feature = "cuda", feature = "wgpu"))]
+pub use model::{Model, ModelGenerator};
 pub use sampling::Sampling;
 pub use tokenizer::{Tokenizer, load_tokenizer};
 pub use weights::{ComputeDtype, StoredDtype, WeightSource, Weights};

@@ -1,0 +1,292 @@
+//! Runs from a dataset file to an output file: rows read, the ones the output already holds
+//! skipped (resume), this shard's rows scored, records written row by row.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use cdr_data::{
+    ReadOptions, ReadOutcome, RecordWriter, Row, Shard, WriteOptions, read_best_of_n,
+    read_pairwise, read_records, read_rows,
+};
+
+use crate::best_of_n::{NoPair, PairStrategy};
+use crate::error::Result;
+
+use super::records::{EvalReport, PairScore, ResponsesScore, preference_pair, tally};
+use super::reporter::Reporter;
+use super::run::{Engine, RunStats};
+
+/// A dataset file and how to read it.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub path: PathBuf,
+    pub read: ReadOptions,
+}
+
+impl Input {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            read: ReadOptions::default(),
+        }
+    }
+
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+/// Where a run writes, and which shard of the rows it owns.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// The file an unsharded run writes; a shard writes `OUTPUT.shard-I-of-N.EXT`.
+    pub path: PathBuf,
+    /// Start over instead of resuming from what the file holds.
+    pub fresh: bool,
+    pub shard: Option<Shard>,
+}
+
+impl Output {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            fresh: false,
+            shard: None,
+        }
+    }
+
+    /// The file this process writes.
+    pub fn file(&self) -> PathBuf {
+        match self.shard {
+            Some(s) => s.output_path(&self.path),
+            None => self.path.clone(),
+        }
+    }
+
+    /// Whether this process owns row `id` (every row, unsharded).
+    pub fn owns(&self, id: &str) -> bool {
+        self.shard.is_none_or(|s| s.contains(id))
+    }
+
+    /// Opens the file for appending (resume) or afresh. A finished shard's completion marker is
+    /// removed first: the run starting now may be killed, and its output must not pass for
+    /// complete.
+    fn open(&self) -> Result<RecordWriter> {
+        let file = self.file();
+        if self.shard.is_some() {
+            Shard::clear_marker(&file)?;
+        }
+        Ok(RecordWriter::open(
+            &file,
+            &WriteOptions {
+                fresh: self.fresh,
+                ..WriteOptions::default()
+            },
+        )?)
+    }
+
+    /// Closes the file and, for a shard, marks it complete for merging.
+    fn finish(
+        &self,
+        writer: RecordWriter,
+        input: &Path,
+        reporter: &mut dyn Reporter,
+    ) -> Result<usize> {
+        let written = writer.finish()?;
+        if let Some(shard) = self.shard {
+            shard.mark_complete(&self.file(), input, written)?;
+            reporter.notice(&format!(
+                "shard {shard} complete; merge all {} with `cdr merge`",
+                shard.count()
+            ));
+        }
+        Ok(written)
+    }
+}
+
+/// What a file run did.
+#[derive(Debug, Clone, Default)]
+pub struct FileSummary {
+    pub stats: RunStats,
+    /// Rows skipped while reading (malformed, under `skip_invalid`).
+    pub read_skipped: usize,
+    /// Records in the output file (earlier runs' included).
+    pub written: usize,
+    /// The file written.
+    pub path: PathBuf,
+}
+
+impl FileSummary {
+    /// Rows left out: skipped while reading plus skipped while preparing.
+    pub fn skipped_rows(&self) -> usize {
+        self.read_skipped + self.stats.failed_rows.len()
+    }
+}
+
+fn report_read_skips<T>(outcome: &ReadOutcome<T>, reporter: &mut dyn Reporter) {
+    for s in &outcome.skipped {
+        reporter.notice(&format!("skipped invalid row: {}", s.message));
+    }
+}
+
+/// `cdr score`: every response of every row (pairwise or best-of-N) scored into `output`.
+pub fn score_file(
+    engine: &Engine,
+    input: &Input,
+    output: &Output,
+    reporter: &mut dyn Reporter,
+) -> Result<FileSummary> {
+    let mut outcome = read_rows(&input.path, &input.read)?;
+    report_read_skips(&outcome, reporter);
+    outcome.rows.retain(|r| output.owns(r.id()));
+    let mut writer = output.open()?;
+    let done = writer.ids().clone();
+    let stats = engine.score(
+        &outcome.rows,
+        &done,
+        &input.name(),
+        "score",
+        reporter,
+        |r, s, domain| {
+            let domain = domain.map(str::to_string);
+            match r {
+                Row::Pairwise(p) => writer.write(&PairScore::new(p, s, domain))?,
+                Row::BestOfN(b) => writer.write(&ResponsesScore::new(b, s, domain))?,
+            }
+            Ok(())
+        },
+    )?;
+    let written = output.finish(writer, &input.path, reporter)?;
+    Ok(FileSummary {
+        stats,
+        read_skipped: outcome.skipped.len(),
+        written,
+        path: output.file(),
+    })
+}
+
+/// The eval of scored pairwise rows: accuracies and the report.
+pub fn report(
+    engine: &Engine,
+    source: &str,
+    scored: &[PairScore],
+    skipped_rows: usize,
+) -> EvalReport {
+    let (accuracy, truncated) = tally(scored);
+    let pair = engine.pair();
+    EvalReport {
+        input: source.to_string(),
+        strong: engine.settings().pair.strong.clone(),
+        weak: engine.settings().pair.weak.clone(),
+        template: pair.template().name().to_string(),
+        reduction: format!("{:?}", pair.options().reduction).to_lowercase(),
+        rows: scored.len(),
+        accuracy: accuracy.overall.accuracy(),
+        truncated_responses: truncated,
+        skipped_rows,
+        rewardbench: accuracy.rewardbench(),
+        results: accuracy,
+    }
+}
+
+/// `cdr eval`: pairwise rows scored (into `output` when given, resumably), then the report over
+/// every row of this shard, the output's earlier rows included. Returns the report, the scored
+/// records and the run's summary.
+pub fn eval_file(
+    engine: &Engine,
+    input: &Input,
+    output: Option<&Output>,
+    shard: Option<Shard>,
+    reporter: &mut dyn Reporter,
+) -> Result<(EvalReport, Vec<PairScore>, FileSummary)> {
+    let mut outcome = read_pairwise(&input.path, &input.read)?;
+    report_read_skips(&outcome, reporter);
+    outcome
+        .rows
+        .retain(|r| shard.is_none_or(|s| s.contains(&r.id)));
+    let mut writer = output.map(Output::open).transpose()?;
+    let done = writer.as_ref().map(|w| w.ids().clone()).unwrap_or_default();
+    let mut scored: Vec<PairScore> = Vec::new();
+    let stats = engine.score(
+        &outcome.rows,
+        &done,
+        &input.name(),
+        "eval",
+        reporter,
+        |r, s, domain| {
+            let record = PairScore::new(r, s, domain.map(str::to_string));
+            if let Some(w) = writer.as_mut() {
+                w.write(&record)?;
+            }
+            scored.push(record);
+            Ok(())
+        },
+    )?;
+    let mut summary = FileSummary {
+        stats,
+        read_skipped: outcome.skipped.len(),
+        ..FileSummary::default()
+    };
+    if let (Some(w), Some(out)) = (writer, output) {
+        summary.written = out.finish(w, &input.path, reporter)?;
+        summary.path = out.file();
+        // The report covers every row of the input, including rows scored by an earlier run.
+        let mut earlier: Vec<PairScore> = read_records(&summary.path, None)?;
+        let fresh: HashSet<&str> = scored.iter().map(|s| s.id.as_str()).collect();
+        earlier.retain(|s| !fresh.contains(s.id.as_str()));
+        scored.extend(earlier);
+    }
+    let report = report(engine, &input.name(), &scored, summary.skipped_rows());
+    Ok((report, scored, summary))
+}
+
+/// What an annotate run did: the file run's summary and the rows that gave no pair, by reason.
+#[derive(Debug, Clone, Default)]
+pub struct AnnotateSummary {
+    pub file: FileSummary,
+    pub no_pair: std::collections::BTreeMap<String, usize>,
+}
+
+/// `cdr annotate`: best-of-N rows scored, each turned into a preference pair by `strategy`.
+pub fn annotate_file(
+    engine: &Engine,
+    input: &Input,
+    output: &Output,
+    strategy: PairStrategy,
+    reporter: &mut dyn Reporter,
+) -> Result<AnnotateSummary> {
+    let mut outcome = read_best_of_n(&input.path, &input.read)?;
+    report_read_skips(&outcome, reporter);
+    outcome.rows.retain(|r| output.owns(&r.id));
+    let mut writer = output.open()?;
+    let done = writer.ids().clone();
+    let mut no_pair = std::collections::BTreeMap::new();
+    let stats = engine.score(
+        &outcome.rows,
+        &done,
+        &input.name(),
+        "annotate",
+        reporter,
+        |r, s, domain| {
+            match preference_pair(r, s, domain, strategy) {
+                Ok(pair) => writer.write(&pair)?,
+                Err(why) => *no_pair.entry(no_pair_reason(why)).or_default() += 1,
+            }
+            Ok(())
+        },
+    )?;
+    let written = output.finish(writer, &input.path, reporter)?;
+    Ok(AnnotateSummary {
+        file: FileSummary {
+            stats,
+            read_skipped: outcome.skipped.len(),
+            written,
+            path: output.file(),
+        },
+        no_pair,
+    })
+}
+
+fn no_pair_reason(why: NoPair) -> String {
+    format!("{why:?}")
+}

@@ -1,0 +1,25 @@
+//! Where a run reports progress and events: the CLI draws a bar and prints notices on stderr, a
+//! library caller may ignore them ([`Silent`]).
+
+/// Progress and events of a run. Every method has a default that does nothing.
+pub trait Reporter {
+    /// A stage (`score`, `eval`, `annotate`, `route`) begins with `rows` rows to do.
+    fn begin(&mut self, _stage: &str, _rows: usize) {}
+    /// Forward-pass tokens computed (both models of a pair count).
+    fn tokens(&mut self, _n: usize) {}
+    /// Rows finished (scored or skipped).
+    fn rows(&mut self, _n: usize) {}
+    /// The current stage is over.
+    fn end(&mut self) {}
+    /// A row left out under `skip_invalid`, and why.
+    fn skipped(&mut self, _id: &str, _why: &str) {}
+    /// Something the user should know that is not an error (dropped cache entries, rows the
+    /// router could not place).
+    fn notice(&mut self, _text: &str) {}
+}
+
+/// Reports nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Silent;
+
+impl Reporter for Silent {}

@@ -1,0 +1,190 @@
+//! Customization and domain routing: which domain's criteria and exemplars each row's prompt
+//! gets.
+
+use std::collections::HashMap;
+
+use cdr_data::Message;
+use cdr_models::{ComputeDtype, Device};
+
+use crate::encode::Limits;
+use crate::error::{CoreError, Result};
+use crate::generation::Policy;
+use crate::llm_router::LlmRouter;
+use crate::router::LikelihoodRouter;
+use crate::scorer::{ModelScorer, model_template};
+use cdr_prompt::{ChatTemplate, Customization};
+
+use super::reporter::Reporter;
+use super::settings::{RouterKind, Routing, resolve};
+
+/// What routing needs of a row.
+#[derive(Debug, Clone, Copy)]
+pub struct RowInfo<'a> {
+    pub id: &'a str,
+    pub prompt: &'a [Message],
+    pub domain: Option<&'a str>,
+    pub subset: Option<&'a str>,
+}
+
+/// Most tokens of an `llm` router's answer: a domain name, or a short sentence naming one.
+const ROUTER_ANSWER_TOKENS: usize = 16;
+
+/// The customization `routing` names, if any.
+pub fn customization(routing: &Routing) -> Result<Option<Customization>> {
+    Ok(routing
+        .customize
+        .as_deref()
+        .map(Customization::resolve)
+        .transpose()?)
+}
+
+/// A loaded router model.
+pub enum Router {
+    // Boxed: both hold a model and a tokenizer, and differ in size.
+    Likelihood(Box<LikelihoodRouter>),
+    Llm(Box<LlmRouter>),
+}
+
+/// How a router model computes.
+#[derive(Debug, Clone, Copy)]
+pub struct RouterCompute<'a> {
+    pub device: &'a Device,
+    pub dtype: ComputeDtype,
+    pub max_batch_tokens: usize,
+    /// A template for a router model given by path; `None` uses its own.
+    pub template: Option<&'a str>,
+}
+
+/// The router model `routing.router` needs: `routing.router_model`, else `fallback` (a loaded
+/// model and its template, e.g. the strong model); `None` for field routing.
+pub fn router(
+    routing: &Routing,
+    fallback: Option<(&ModelScorer, &ChatTemplate)>,
+    compute: RouterCompute<'_>,
+) -> Result<Option<Router>> {
+    let model = routing.router_model.as_deref();
+    let missing = |kind: &str| {
+        CoreError::Invalid(format!(
+            "the {kind} router needs a router model (a router model or the strong model)"
+        ))
+    };
+    Ok(match routing.router {
+        RouterKind::Field => None,
+        RouterKind::Likelihood => {
+            let limits = Limits {
+                max_prompt_tokens: 4096,
+                max_response_tokens: 64,
+            };
+            let (scorer, template) = match (model, fallback) {
+                (Some(spec), _) => {
+                    let dir = resolve(spec, "router")?;
+                    let scorer = ModelScorer::load(&dir, compute.device, compute.dtype)?;
+                    let template = match compute.template {
+                        Some(t) => ChatTemplate::resolve(t, Some(&dir))?,
+                        None => model_template(&dir)?,
+                    };
+                    (scorer, template)
+                }
+                (None, Some((scorer, template))) => (scorer.clone(), copy_template(template)?),
+                (None, None) => return Err(missing("likelihood")),
+            };
+            let router = LikelihoodRouter::new(scorer, template, limits, compute.max_batch_tokens)
+                .calibrated(routing.calibrate);
+            Some(Router::Likelihood(Box::new(router)))
+        }
+        RouterKind::Llm => {
+            let policy = match (model, fallback) {
+                (Some(spec), _) => {
+                    let dir = resolve(spec, "router")?;
+                    Policy::load(&dir, compute.template, compute.device, compute.dtype)?
+                }
+                (None, Some((scorer, template))) => {
+                    Policy::from_scorer(scorer, copy_template(template)?)?
+                }
+                (None, None) => return Err(missing("llm")),
+            };
+            Some(Router::Llm(Box::new(LlmRouter::new(
+                policy,
+                ROUTER_ANSWER_TOKENS,
+            ))))
+        }
+    })
+}
+
+fn copy_template(t: &ChatTemplate) -> Result<ChatTemplate> {
+    Ok(ChatTemplate::new(
+        t.name(),
+        t.source(),
+        t.bos_token(),
+        t.eos_token(),
+    )?)
+}
+
+/// Each row's domain (by row id) under `kind`; `router` is required for `likelihood` and `llm`.
+/// `source` names the rows' origin in errors (a file path).
+pub fn route(
+    c: &Customization,
+    kind: RouterKind,
+    rows: &[RowInfo<'_>],
+    router: Option<&Router>,
+    source: &str,
+    reporter: &mut dyn Reporter,
+) -> Result<HashMap<String, String>> {
+    if rows.is_empty() {
+        return Ok(HashMap::new());
+    }
+    match (kind, router) {
+        (RouterKind::Field, _) => rows
+            .iter()
+            .map(|r| {
+                c.route_by_field(r.domain, r.subset)
+                    .map(|d| (r.id.to_string(), d))
+                    .map_err(|e| CoreError::Row {
+                        source_name: source.to_string(),
+                        id: r.id.to_string(),
+                        error: Box::new(e.into()),
+                    })
+            })
+            .collect(),
+        (RouterKind::Likelihood, Some(Router::Likelihood(router))) => {
+            reporter.begin("route", rows.len());
+            let convos: Vec<&[Message]> = rows.iter().map(|r| r.prompt).collect();
+            let n_domains = c.domain_names().count().max(1);
+            let routed = router.route(c, &convos, &mut |items, tokens| {
+                reporter.tokens(tokens);
+                reporter.rows(items / n_domains);
+            })?;
+            reporter.end();
+            Ok(rows
+                .iter()
+                .zip(routed)
+                .map(|(r, (d, _))| (r.id.to_string(), d))
+                .collect())
+        }
+        (RouterKind::Llm, Some(Router::Llm(router))) => {
+            reporter.begin("route", rows.len());
+            let convos: Vec<&[Message]> = rows.iter().map(|r| r.prompt).collect();
+            let routed = router.route(c, &convos, &mut |n, tokens| {
+                reporter.tokens(tokens);
+                reporter.rows(n);
+            })?;
+            reporter.end();
+            let unparsed = routed.iter().filter(|r| !r.parsed).count();
+            if unparsed > 0 {
+                reporter.notice(&format!(
+                    "the router model named no domain for {unparsed} of {} rows; they go to {}",
+                    routed.len(),
+                    c.default_domain
+                ));
+            }
+            Ok(rows
+                .iter()
+                .zip(routed)
+                .map(|(r, route)| (r.id.to_string(), route.domain))
+                .collect())
+        }
+        (kind, _) => Err(CoreError::Invalid(format!(
+            "the {kind:?} router needs its router model"
+        ))),
+    }
+}

@@ -1,0 +1,284 @@
+//! The scoring loop every run shares: a loaded pair (customized, cached), rows routed, then
+//! scored in chunks with token-budgeted batches, results handed over in input order.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use cdr_data::{BestOfNRow, PairwiseRow, Row};
+use cdr_prompt::Customization;
+use tracing::warn;
+
+use crate::cache::{CacheKey, CacheTable, LogprobCache};
+use crate::error::{CoreError, Result};
+use crate::scorer::{DensityRatio, Item, ItemScore};
+
+use super::reporter::Reporter;
+use super::routing::{self, Router, RouterCompute, RowInfo};
+use super::settings::{RunSettings, resolve};
+
+/// A row of any input shape, as the scoring loop sees it.
+pub trait ScoredRow {
+    fn info(&self) -> RowInfo<'_>;
+    /// The responses to score, each in the row's conversation.
+    fn items(&self) -> Vec<Item>;
+}
+
+impl ScoredRow for PairwiseRow {
+    fn info(&self) -> RowInfo<'_> {
+        RowInfo {
+            id: &self.id,
+            prompt: &self.prompt,
+            domain: self.domain.as_deref(),
+            subset: self.subset.as_deref(),
+        }
+    }
+
+    fn items(&self) -> Vec<Item> {
+        vec![
+            Item::new(self.prompt.clone(), self.chosen.clone()),
+            Item::new(self.prompt.clone(), self.rejected.clone()),
+        ]
+    }
+}
+
+impl ScoredRow for BestOfNRow {
+    fn info(&self) -> RowInfo<'_> {
+        RowInfo {
+            id: &self.id,
+            prompt: &self.prompt,
+            domain: self.domain.as_deref(),
+            subset: self.subset.as_deref(),
+        }
+    }
+
+    fn items(&self) -> Vec<Item> {
+        self.responses
+            .iter()
+            .map(|r| Item::new(self.prompt.clone(), r.clone()))
+            .collect()
+    }
+}
+
+impl ScoredRow for Row {
+    fn info(&self) -> RowInfo<'_> {
+        match self {
+            Row::Pairwise(r) => r.info(),
+            Row::BestOfN(r) => r.info(),
+        }
+    }
+
+    fn items(&self) -> Vec<Item> {
+        match self {
+            Row::Pairwise(r) => r.items(),
+            Row::BestOfN(r) => r.items(),
+        }
+    }
+}
+
+/// What a run did, for its summary.
+#[derive(Debug, Default, Clone)]
+pub struct RunStats {
+    /// Rows left alone because the output already held them.
+    pub resumed: usize,
+    pub scored_rows: usize,
+    pub truncated_items: usize,
+    /// Rows left out under `skip_invalid`: id and why.
+    pub failed_rows: Vec<(String, String)>,
+    /// Forward-pass tokens computed (both models).
+    pub tokens: usize,
+}
+
+/// A loaded, customized (and cached) pair with its router: what scores rows.
+pub struct Engine {
+    pair: DensityRatio,
+    settings: RunSettings,
+    router: Option<Router>,
+    strong: PathBuf,
+    weak: PathBuf,
+}
+
+impl Engine {
+    /// Loads the pair `settings` names, its customization, router model and log-prob cache.
+    /// Cache notices (corrupt entries dropped) go to `reporter`.
+    pub fn load(settings: RunSettings, reporter: &mut dyn Reporter) -> Result<Self> {
+        let strong = resolve(&settings.pair.strong, "strong")?;
+        let weak = resolve(&settings.pair.weak, "weak")?;
+        let options = settings.pair.score_options(&[&strong, &weak])?;
+        let device = settings.pair.device;
+        let pair = DensityRatio::load(&strong, &weak, &device, options)?;
+        let customization = routing::customization(&settings.routing)?;
+        let router = match &customization {
+            None => None,
+            Some(_) => routing::router(
+                &settings.routing,
+                Some((pair.strong(), pair.template())),
+                RouterCompute {
+                    device: &device,
+                    dtype: pair.options().dtype,
+                    max_batch_tokens: pair.options().max_batch_tokens,
+                    template: None,
+                },
+            )?,
+        };
+        let pair = match customization {
+            Some(c) => pair.with_customization(c),
+            None => pair,
+        };
+        let pair = match &settings.pair.cache {
+            None => pair,
+            Some(dir) => {
+                let cache = LogprobCache::open(dir)?;
+                let (t, c, o) = (pair.template(), pair.customization(), pair.options());
+                let strong = cache_table(&cache, &strong, t, c, o, reporter)?;
+                let weak = cache_table(&cache, &weak, t, c, o, reporter)?;
+                tracing::info!(dir = %dir.display(), "log-prob cache");
+                pair.with_cache(strong, weak)
+            }
+        };
+        Ok(Self {
+            pair,
+            settings,
+            router,
+            strong,
+            weak,
+        })
+    }
+
+    /// The pair (template, options, cache statistics).
+    pub fn pair(&self) -> &DensityRatio {
+        &self.pair
+    }
+
+    pub fn settings(&self) -> &RunSettings {
+        &self.settings
+    }
+
+    /// The resolved strong and weak model paths.
+    pub fn model_paths(&self) -> (&std::path::Path, &std::path::Path) {
+        (&self.strong, &self.weak)
+    }
+
+    /// Each row's domain (by id) when the pair is customized, routed as the settings say;
+    /// `None` without customization. `source` names the rows' origin in errors.
+    pub fn route<R: ScoredRow>(
+        &self,
+        rows: &[&R],
+        source: &str,
+        reporter: &mut dyn Reporter,
+    ) -> Result<Option<HashMap<String, String>>> {
+        let Some(c) = self.pair.customization() else {
+            return Ok(None);
+        };
+        let infos: Vec<RowInfo<'_>> = rows.iter().map(|r| r.info()).collect();
+        routing::route(
+            c,
+            self.settings.routing.router,
+            &infos,
+            self.router.as_ref(),
+            source,
+            reporter,
+        )
+        .map(Some)
+    }
+
+    /// Scores the rows whose id is not in `done`, calling `emit(row, scores, domain)` in input
+    /// order, `chunk_rows` rows per batch plan. A row whose items cannot be prepared is an error
+    /// ([`CoreError::Row`]), or under `skip_invalid` reported and left out. `source` names the
+    /// rows' origin in errors; `stage` labels the progress.
+    pub fn score<R: ScoredRow>(
+        &self,
+        rows: &[R],
+        done: &HashSet<String>,
+        source: &str,
+        stage: &str,
+        reporter: &mut dyn Reporter,
+        mut emit: impl FnMut(&R, &[ItemScore], Option<&str>) -> Result<()>,
+    ) -> Result<RunStats> {
+        let mut stats = RunStats::default();
+        let todo: Vec<&R> = rows
+            .iter()
+            .filter(|r| !done.contains(r.info().id))
+            .collect();
+        stats.resumed = rows.len() - todo.len();
+        if stats.resumed > 0 {
+            tracing::info!(
+                rows = stats.resumed,
+                "resuming: rows already in the output are skipped"
+            );
+        }
+        let domains = self.route(&todo, source, reporter)?;
+        reporter.begin(stage, todo.len());
+        for chunk in todo.chunks(self.settings.chunk_rows.max(1)) {
+            let mut kept = Vec::new();
+            let mut prepared = Vec::new();
+            let mut spans = Vec::new();
+            for &row in chunk {
+                let id = row.info().id;
+                let domain = domains.as_ref().and_then(|d| d.get(id)).cloned();
+                let attempt: Result<Vec<_>> = row
+                    .items()
+                    .into_iter()
+                    .map(|i| self.pair.prepare(&i.in_row(id, domain.clone())))
+                    .collect();
+                match attempt {
+                    Ok(p) => {
+                        spans.push((prepared.len(), p.len()));
+                        prepared.extend(p);
+                        kept.push((row, domain));
+                    }
+                    Err(e) if self.settings.skip_invalid => {
+                        warn!(id, "skipped: {e}");
+                        reporter.skipped(id, &e.to_string());
+                        stats.failed_rows.push((id.to_string(), e.to_string()));
+                        reporter.rows(1);
+                    }
+                    Err(e) => {
+                        reporter.end();
+                        return Err(CoreError::Row {
+                            source_name: source.to_string(),
+                            id: id.to_string(),
+                            error: Box::new(e),
+                        });
+                    }
+                }
+            }
+            let mut tokens = 0;
+            let scores = self.pair.score_prepared_with(&prepared, &mut |_, n| {
+                tokens += n;
+                reporter.tokens(n);
+            })?;
+            stats.tokens += tokens;
+            for ((row, domain), (offset, n)) in kept.iter().zip(&spans) {
+                let row_scores = &scores[*offset..offset + n];
+                stats.truncated_items += row_scores.iter().filter(|s| s.truncated).count();
+                emit(row, row_scores, domain.as_deref())?;
+                stats.scored_rows += 1;
+                reporter.rows(1);
+            }
+        }
+        reporter.end();
+        Ok(stats)
+    }
+}
+
+/// `model`'s cache table for texts rendered with `template` and `customization` under `options`.
+pub fn cache_table(
+    cache: &LogprobCache,
+    model: &std::path::Path,
+    template: &cdr_prompt::ChatTemplate,
+    customization: Option<&Customization>,
+    options: &crate::scorer::ScoreOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<CacheTable> {
+    let id = cache.model_id(model)?;
+    let key = CacheKey::new(&id, options.dtype, template, customization, options.limits)?;
+    let table = cache.table(&key)?;
+    if table.dropped() > 0 {
+        reporter.notice(&format!(
+            "{} corrupt entries in {} were dropped and will be recomputed",
+            table.dropped(),
+            table.path().display()
+        ));
+    }
+    Ok(table)
+}

@@ -1,0 +1,156 @@
+//! What a run is asked to do, resolved once (by the CLI from its flags, by the Python package
+//! from keyword arguments) and handed to [`super::Engine::load`].
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use cdr_models::{ComputeDtype, Device, ModelDir};
+use serde::{Deserialize, Serialize};
+
+use crate::encode::Limits;
+use crate::error::{CoreError, Result};
+use crate::reward::Reduction;
+use crate::scorer::{ScoreOptions, TokenizerPolicy};
+
+/// How each row's domain is chosen when the prompt is customized.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RouterKind {
+    /// The row's own `domain` (else `subset`) field, mapped through the domains' aliases.
+    #[default]
+    Field,
+    /// Ask a model which domain name it finds most likely (no generation).
+    Likelihood,
+    /// Let a model answer the routing question and parse the domain from its answer.
+    Llm,
+}
+
+impl FromStr for RouterKind {
+    type Err = CoreError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "field" => Ok(Self::Field),
+            "likelihood" => Ok(Self::Likelihood),
+            "llm" => Ok(Self::Llm),
+            other => Err(CoreError::Invalid(format!(
+                "unknown router `{other}` (expected field, likelihood or llm)"
+            ))),
+        }
+    }
+}
+
+/// Prompt customization and routing.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    /// A preset (`none`, `criteria`, `exemplars`, `both`, `paper`) or a TOML file; `None` scores
+    /// the plain prompt.
+    pub customize: Option<String>,
+    pub router: RouterKind,
+    /// The model that routes (`likelihood`, `llm`); `None` uses the strong model.
+    pub router_model: Option<String>,
+    /// Contextual calibration of the likelihood router.
+    pub calibrate: bool,
+}
+
+/// The strong/weak pair and how it computes.
+#[derive(Debug, Clone)]
+pub struct PairSettings {
+    /// A model directory, GGUF file or hub id in the local cache.
+    pub strong: String,
+    pub weak: String,
+    pub device: Device,
+    /// `None` picks per model files and device ([`PairSettings::dtype_for`]).
+    pub dtype: Option<ComputeDtype>,
+    /// A built-in template name or a Jinja file; `None` uses the strong model's own.
+    pub template: Option<String>,
+    pub limits: Limits,
+    pub reduction: Reduction,
+    pub max_batch_tokens: usize,
+    /// `None`: decided by whether both models fit in memory together.
+    pub one_model_at_a_time: Option<bool>,
+    pub tokenizer_policy: TokenizerPolicy,
+    /// The log-prob cache directory, if any.
+    pub cache: Option<PathBuf>,
+}
+
+impl PairSettings {
+    /// The defaults of `cdr score` for a pair.
+    pub fn new(strong: impl Into<String>, weak: impl Into<String>) -> Self {
+        let options = ScoreOptions::default();
+        Self {
+            strong: strong.into(),
+            weak: weak.into(),
+            device: Device::Cpu,
+            dtype: None,
+            template: None,
+            limits: options.limits,
+            reduction: options.reduction,
+            max_batch_tokens: options.max_batch_tokens,
+            one_model_at_a_time: None,
+            tokenizer_policy: TokenizerPolicy::Identical,
+            cache: None,
+        }
+    }
+
+    /// The compute dtype for `models` (resolved paths): the one asked for, else bf16 when every
+    /// model is a GGUF file and the CPU has bf16 matrix units, else f32 (the exact path).
+    pub fn dtype_for(&self, models: &[&Path]) -> ComputeDtype {
+        self.dtype.unwrap_or_else(|| {
+            let gguf = !models.is_empty() && models.iter().all(|m| ModelDir::new(m).is_gguf());
+            let dtype = cdr_models::kernels::default_dtype(gguf, self.device == Device::Cpu);
+            tracing::info!(%dtype, "dtype auto");
+            dtype
+        })
+    }
+
+    /// The scoring options for the resolved `models`.
+    pub fn score_options(&self, models: &[&Path]) -> Result<ScoreOptions> {
+        if self.limits.max_prompt_tokens == 0 || self.limits.max_response_tokens == 0 {
+            return Err(CoreError::Invalid(
+                "the prompt and response token limits must be positive".into(),
+            ));
+        }
+        if self.max_batch_tokens == 0 {
+            return Err(CoreError::Invalid(
+                "the batch token budget must be positive".into(),
+            ));
+        }
+        Ok(ScoreOptions {
+            reduction: self.reduction,
+            limits: self.limits,
+            max_batch_tokens: self.max_batch_tokens,
+            dtype: self.dtype_for(models),
+            tokenizer_policy: self.tokenizer_policy,
+            template: self.template.clone(),
+            one_model_at_a_time: self.one_model_at_a_time,
+        })
+    }
+}
+
+/// Everything a scoring run needs besides its rows.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub pair: PairSettings,
+    pub routing: Routing,
+    /// Rows per batch plan (and between output flushes).
+    pub chunk_rows: usize,
+    /// Report and leave out rows that cannot be scored instead of stopping.
+    pub skip_invalid: bool,
+}
+
+impl RunSettings {
+    pub fn new(pair: PairSettings) -> Self {
+        Self {
+            pair,
+            routing: Routing::default(),
+            chunk_rows: 64,
+            skip_invalid: false,
+        }
+    }
+}
+
+/// The model argument `spec` resolved to a path, the error naming which model it is.
+pub(crate) fn resolve(spec: &str, role: &str) -> Result<PathBuf> {
+    cdr_models::resolve_model(spec).map_err(|e| CoreError::Invalid(format!("{role} model: {e}")))
+}
