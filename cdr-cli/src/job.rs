@@ -151,12 +151,17 @@ pub fn load_engine(args: &RunArgs, printer: &mut Printer) -> anyhow::Result<Engi
 
 /// A row error with the flag that would skip it.
 pub fn with_hint(e: cdr_core::CoreError) -> anyhow::Error {
-    match e {
-        cdr_core::CoreError::Row { .. } => {
-            anyhow::Error::new(e).context("use --skip-invalid to continue past bad rows")
+    let hint = match e.cause() {
+        cdr_core::CoreError::TokenizerMismatch { .. } => {
+            "--allow-tokenizer-mismatch tokenizes separately for each model; \
+             --skip-invalid continues past bad rows"
         }
-        other => other.into(),
-    }
+        _ if matches!(e, cdr_core::CoreError::Row { .. }) => {
+            "use --skip-invalid to continue past bad rows"
+        }
+        _ => return e.into(),
+    };
+    anyhow::anyhow!("{e} ({hint})")
 }
 
 /// The one place a run writes to stderr: its progress bar (or log lines), notices and

@@ -29,8 +29,8 @@ pub enum CoreError {
 
     #[error(
         "the strong and weak tokenizers disagree on the scored text (token {index}: strong id {strong}, \
-         weak id {weak}); the density ratio needs one token sequence for both models. Pass \
-         --allow-tokenizer-mismatch to tokenize separately for each model"
+         weak id {weak}); the density ratio needs one token sequence for both models (or allow a \
+         tokenizer mismatch to tokenize separately for each model)"
     )]
     TokenizerMismatch {
         index: usize,
@@ -58,6 +58,14 @@ pub enum CoreError {
 }
 
 impl CoreError {
+    /// The error behind a [`CoreError::Row`] wrapper (itself otherwise).
+    pub fn cause(&self) -> &CoreError {
+        match self {
+            CoreError::Row { error, .. } => error.cause(),
+            other => other,
+        }
+    }
+
     /// An IO error on `path`.
     pub fn io(path: impl Into<std::path::PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();

@@ -24,7 +24,7 @@ pub enum PromptError {
 
     #[error(
         "{path} has no chat template (chat_template.jinja, chat_template.json or a `chat_template` in \
-         tokenizer_config.json; GGUF: tokenizer.chat_template); pass one by name (--template chatml|llama3|mistral|llama2) or a file"
+         tokenizer_config.json; GGUF: tokenizer.chat_template); name a template (chatml, llama3, mistral, llama2) or a Jinja file"
     )]
     NoTemplate { path: PathBuf },
 }
