@@ -67,14 +67,12 @@
 #![warn(missing_docs)]
 
 mod arrow_json;
-mod draw;
 mod error;
 mod fields;
 mod format;
 mod id;
 mod json;
 mod jsonl;
-mod message;
 mod normalize;
 mod ordered_json;
 mod pair;
@@ -87,11 +85,10 @@ mod shard;
 mod transcript;
 mod write;
 
-pub use draw::draw;
+pub use cdr_types::{Message, ROLES, draw};
 pub use error::{DataError, Position, Result};
 pub use fields::Fields;
 pub use format::Format;
-pub use message::{Message, ROLES};
 pub use pair::PreferencePair;
 pub use prompts::{PromptRow, read_prompts};
 pub use read::{

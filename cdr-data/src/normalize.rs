@@ -6,8 +6,8 @@
 use serde_json::{Map, Value};
 
 use crate::fields::Fields;
-use crate::message::{Message, ROLES};
 use crate::row::{BestOfNRow, PairwiseRow, Row};
+use cdr_types::{Message, ROLES};
 
 /// Why a row was rejected, before the reader adds file and position.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::message::Message;
+use cdr_types::Message;
 
 /// One preference pair in the layout TRL's DPO and SimPO trainers read (conversational form).
 ///

@@ -6,9 +6,9 @@ use serde_json::{Map, Value};
 
 use crate::error::Result;
 use crate::fields::Fields;
-use crate::message::Message;
 use crate::normalize::{RowError, parse_messages, parse_prompt, take, take_id, take_label};
 use crate::read::{HasId, ReadOptions, ReadOutcome, read_objects};
+use cdr_types::Message;
 
 /// A conversation waiting for a response.
 #[derive(Debug, Clone, PartialEq)]

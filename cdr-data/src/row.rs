@@ -1,6 +1,6 @@
 use serde_json::{Map, Value};
 
-use crate::message::Message;
+use cdr_types::Message;
 
 /// A prompt with a preferred and a dispreferred response.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::draw::draw;
 use crate::error::{DataError, Position};
 use crate::format::Format;
 use crate::id::{IdError, extract_id};
@@ -22,6 +21,7 @@ use crate::normalize::take_id;
 use crate::ordered_json::OrderedJson;
 use crate::read::{ReadOptions, read_objects};
 use crate::write::{RecordWriter, WriteOptions};
+use cdr_types::draw;
 
 /// Seed of the shard hash. Fixed forever: changing it would reassign rows between the shards of a
 /// run that is half done.

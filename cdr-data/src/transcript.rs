@@ -3,7 +3,7 @@
 //! with no prompt column. They become messages, so the shared turns are the prompt and the last
 //! assistant turn the response.
 
-use crate::message::Message;
+use cdr_types::Message;
 
 const HUMAN: &str = "\n\nHuman:";
 const ASSISTANT: &str = "\n\nAssistant:";

@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use cdr_data::Message;
+use cdr_types::Message;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use cdr_data::draw;
+use cdr_types::draw;
 
 /// The shipped default configuration (the `paper` preset), printed by `cdr config --example`.
 pub const DEFAULT_CONFIG: &str = include_str!("../customize/default.toml");

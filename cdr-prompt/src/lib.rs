@@ -35,7 +35,7 @@ pub use builtin::names as builtin_names;
 pub use customize::{Customization, CustomizeError, Customized, PRESETS};
 // The hash lives in cdr-data, which also assigns rows to shards with it; one function, one
 // definition, so exemplar draws and shard assignment can never drift apart.
-pub use cdr_data::draw;
+pub use cdr_types::draw;
 pub use error::{PromptError, Result};
 pub use template::{ChatTemplate, RenderedPair};
 pub use tokenizer_config::TokenizerConfig;

@@ -1,8 +1,8 @@
 //! Customization against the Python reference (tools/make_fixtures.py): customized conversations,
 //! exemplar choices and their renderings with ChatML and Llama-3 templates, draws and routes.
 
-use cdr_data::Message;
 use cdr_prompt::{ChatTemplate, Customization, CustomizeError, draw};
+use cdr_types::Message;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
