@@ -137,3 +137,20 @@ def test_logprobs_equal_cli_logprobs(cdr_bin, tmp_path):
             assert a["logprob"] == pytest.approx(b["logprob"], abs=TOL)
             assert a["token_logprobs"] == pytest.approx(b["token_logprobs"], abs=TOL)
             assert a["n_response_tokens"] == b["n_response_tokens"]
+
+
+def test_likelihood_routed_score_rows_equal_cli(cdr_bin, tmp_path):
+    rows = PAIRWISE + BEST_OF_N
+    cli = cli_score(cdr_bin, tmp_path, rows, "--customize", "criteria", "--router", "likelihood")
+    custom = cdr.DensityRatio(STRONG, WEAK, customize="criteria", router="likelihood")
+    py = {r["id"]: r for r in custom.score_rows(rows)}
+    assert set(py) == set(cli)
+    for rid, want in cli.items():
+        got = py[rid]
+        assert got["domain"] == want["domain"]
+        if "chosen" in want:
+            assert_item_close(got["chosen"], want["chosen"])
+            assert_item_close(got["rejected"], want["rejected"])
+        else:
+            for a, b in zip(got["scores"], want["scores"]):
+                assert_item_close(a, b)
