@@ -31,6 +31,7 @@ pub use pair::PreferencePair;
 pub use prompts::{PromptRow, read_prompts};
 pub use read::{
     ReadOptions, ReadOutcome, Skipped, read_best_of_n, read_pairwise, read_records, read_rows,
+    rows_from_values,
 };
 pub use row::{BestOfNRow, PairwiseRow, Row};
 pub use shard::{MergeSummary, Shard, ShardError, ShardSource, merge, read_ids};

@@ -104,9 +104,85 @@ fn read_as<T: HasId>(
 pub(crate) fn read_objects<T: HasId>(
     path: &Path,
     options: &ReadOptions,
-    mut parse: impl FnMut(Map<String, Value>, usize) -> Result<T, RowError>,
+    parse: impl FnMut(Map<String, Value>, usize) -> Result<T, RowError>,
 ) -> Result<ReadOutcome<T>> {
     let format = Format::resolve(path, options.format)?;
+    collect_objects(path, options, parse, |handle| match format {
+        Format::Jsonl => jsonl::for_each_line(path, |position, value| {
+            handle(position, value.and_then(into_object))
+        }),
+        Format::Json => {
+            json::for_each_element(path, |position, value| handle(position, into_object(value)))
+        }
+        Format::Parquet => {
+            let fields = &options.fields;
+            parquet::read_rows(
+                path,
+                |field| {
+                    if field.name().starts_with("__index_level_") {
+                        // pandas writes its row index as a column; it is not data.
+                        Ok(false)
+                    } else if is_supported(field.data_type()) {
+                        Ok(true)
+                    } else if fields.is_known(field.name()) {
+                        Err(DataError::parse(
+                            path,
+                            None,
+                            format!(
+                                "column `{}` has type {}, which cdr cannot read",
+                                field.name(),
+                                field.data_type()
+                            ),
+                        ))
+                    } else {
+                        tracing::warn!(
+                            path = %path.display(),
+                            column = %field.name(),
+                            data_type = %field.data_type(),
+                            "leaving out a column of a type cdr cannot read"
+                        );
+                        Ok(false)
+                    }
+                },
+                |position, row| handle(position, into_object(row.into_value())),
+            )
+        }
+    })
+}
+
+/// Rows already in memory (JSON values, e.g. handed over from Python), normalized exactly as a
+/// file's rows are: each value must be an object in one of the layouts [`read_rows`] accepts.
+/// `origin` names the rows in error messages; positions are 0-based [`Position::Index`]es.
+pub fn rows_from_values(
+    values: impl IntoIterator<Item = Value>,
+    origin: &Path,
+    options: &ReadOptions,
+) -> Result<ReadOutcome<Row>> {
+    let fields = &options.fields;
+    collect_objects(
+        origin,
+        options,
+        |object, index| normalize(object, fields, index),
+        |handle| {
+            for (index, value) in values.into_iter().enumerate() {
+                handle(Position::Index(index), into_object(value))?;
+            }
+            Ok(())
+        },
+    )
+}
+
+/// Takes one row's position and object (or why it is not one).
+type Handle<'h> = dyn FnMut(Position, Result<Map<String, Value>, String>) -> Result<()> + 'h;
+
+/// Turns each object `feed` hands over into a `T` with `parse(object, row index)`, checking ids
+/// for duplicates; bad rows fail the read or, with `skip_invalid`, are collected.
+fn collect_objects<T: HasId>(
+    path: &Path,
+    options: &ReadOptions,
+    mut parse: impl FnMut(Map<String, Value>, usize) -> Result<T, RowError>,
+    feed: impl FnOnce(&mut Handle<'_>) -> Result<()>,
+) -> Result<ReadOutcome<T>> {
     let mut outcome = ReadOutcome {
         rows: Vec::new(),
         skipped: Vec::new(),
@@ -154,47 +230,7 @@ pub(crate) fn read_objects<T: HasId>(
             Err(error) => Err(error),
         }
     };
-    match format {
-        Format::Jsonl => jsonl::for_each_line(path, |position, value| {
-            handle(position, value.and_then(into_object))
-        })?,
-        Format::Json => {
-            json::for_each_element(path, |position, value| handle(position, into_object(value)))?
-        }
-        Format::Parquet => {
-            let fields = &options.fields;
-            parquet::read_rows(
-                path,
-                |field| {
-                    if field.name().starts_with("__index_level_") {
-                        // pandas writes its row index as a column; it is not data.
-                        Ok(false)
-                    } else if is_supported(field.data_type()) {
-                        Ok(true)
-                    } else if fields.is_known(field.name()) {
-                        Err(DataError::parse(
-                            path,
-                            None,
-                            format!(
-                                "column `{}` has type {}, which cdr cannot read",
-                                field.name(),
-                                field.data_type()
-                            ),
-                        ))
-                    } else {
-                        tracing::warn!(
-                            path = %path.display(),
-                            column = %field.name(),
-                            data_type = %field.data_type(),
-                            "leaving out a column of a type cdr cannot read"
-                        );
-                        Ok(false)
-                    }
-                },
-                |position, row| handle(position, into_object(row.into_value())),
-            )?
-        }
-    }
+    feed(&mut handle)?;
     if !outcome.skipped.is_empty() {
         tracing::warn!(
             path = %path.display(),
