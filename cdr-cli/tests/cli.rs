@@ -381,3 +381,31 @@ fn different_tokenizers_are_refused_unless_allowed() {
     let o = cdr(&allowed);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn uncustomized_records_and_report_keep_the_rows_domain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        concat!(
+            r#"{"id": "a", "prompt": "Hi", "chosen": "Hello!", "rejected": "Go.", "domain": "chat"}"#,
+            "\n",
+            r#"{"id": "b", "prompt": "2+2?", "chosen": "4", "rejected": "5", "domain": "math"}"#,
+            "\n",
+            r#"{"id": "c", "prompt": "2+3?", "chosen": "5", "rejected": "6"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("scored.jsonl");
+    let o = run(&eval_args(input.to_str().unwrap(), out.to_str().unwrap()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let domains: Vec<Value> = jsonl(&out).iter().map(|r| r["domain"].clone()).collect();
+    assert_eq!(
+        domains,
+        [Value::from("chat"), Value::from("math"), Value::Null]
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("| math | 1 |"), "{stdout}");
+}

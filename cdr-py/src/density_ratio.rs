@@ -11,7 +11,8 @@ use crate::convert::{RowSource, to_json, to_python, warn_skipped};
 use crate::error::Error;
 use crate::pair::{Pair, PairConfig, RowInput, Scored};
 use crate::progress::Progress;
-use crate::records::{self, EvalSummary, PairScore, ScoreRecord};
+use crate::records::{self, EvalSummary, ScoreRecord};
+use cdr_core::engine::PairScore;
 
 fn spec(path: PathBuf) -> String {
     path.to_string_lossy().into_owned()
@@ -33,7 +34,12 @@ impl PyDensityRatio {
         skip_invalid: bool,
         progress: bool,
     ) -> PyResult<Scored> {
-        let inputs: Vec<RowInput> = outcome.rows.iter().map(RowInput::from).collect();
+        let inputs: Vec<RowInput> = outcome
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| RowInput::new(i, r))
+            .collect();
         let scored = py.detach(|| {
             let mut bar = Progress::new(inputs.len(), label, progress);
             let scored = self
@@ -51,7 +57,7 @@ impl PyDensityRatio {
             scored
                 .failed
                 .iter()
-                .map(|(_, id, why)| format!("skipped row `{id}`: {why}")),
+                .map(|(id, why)| format!("skipped row `{id}`: {why}")),
         );
         warn_skipped(py, &skipped)?;
         Ok(scored)
@@ -71,7 +77,7 @@ impl PyDensityRatio {
 impl PyDensityRatio {
     #[new]
     #[pyo3(signature = (
-        strong, weak, *, customize=None, router="field", device="cpu", dtype="f32",
+        strong, weak, *, customize=None, router="field", router_model=None, device="cpu", dtype="f32",
         max_batch_tokens=8192, cache=None, template=None, reduction="sum",
         max_prompt_tokens=2048, max_response_tokens=2048, allow_tokenizer_mismatch=false,
         one_model_at_a_time=None,
@@ -83,6 +89,7 @@ impl PyDensityRatio {
         weak: PathBuf,
         customize: Option<PathBuf>,
         router: &str,
+        router_model: Option<PathBuf>,
         device: &str,
         dtype: &str,
         max_batch_tokens: usize,
@@ -98,7 +105,8 @@ impl PyDensityRatio {
             strong: spec(strong),
             weak: spec(weak),
             customize: customize.map(spec),
-            router: router.parse()?,
+            router: router.to_string(),
+            router_model: router_model.map(spec),
             device: device.to_string(),
             dtype: dtype.to_string(),
             max_batch_tokens,
@@ -280,19 +288,14 @@ impl PyDensityRatio {
                 }
             })
             .collect();
-        let (accuracy, truncated) = records::tally(&records);
-        let config = self.pair.config();
+        let skipped = outcome.skipped.len() + not_pairwise.len() + scored.failed.len();
+        // The report's `input`: the path as given, or `rows` for a list.
+        let source = match path_or_rows.extract::<PathBuf>() {
+            Ok(path) => path.display().to_string(),
+            Err(_) => "rows".to_string(),
+        };
         let summary = EvalSummary {
-            strong: config.strong.clone(),
-            weak: config.weak.clone(),
-            template: self.pair.template_name().to_string(),
-            reduction: format!("{:?}", self.pair.reduction()).to_lowercase(),
-            rows: records.len(),
-            accuracy: accuracy.overall.accuracy(),
-            truncated_responses: truncated,
-            skipped_rows: outcome.skipped.len() + not_pairwise.len() + scored.failed.len(),
-            rewardbench: accuracy.rewardbench(),
-            results: accuracy,
+            report: cdr_core::engine::report(self.pair.engine(), &source, &records, skipped),
             records,
         };
         to_python(py, &summary)

@@ -74,7 +74,12 @@ pub fn py_logprobs<'py>(
     let source = RowSource::extract(rows)?;
     let (outcome, computed) = py.detach(|| -> Result<_, crate::error::Error> {
         let outcome = source.read(skip_invalid)?;
-        let inputs: Vec<RowInput> = outcome.rows.iter().map(RowInput::from).collect();
+        let inputs: Vec<RowInput> = outcome
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| RowInput::new(i, r))
+            .collect();
         let items = inputs.iter().map(|r| r.responses.len()).sum();
         let mut bar = Progress::new(items, "logprobs", progress);
         let computed = logprobs(&config, &inputs, &mut |n, t| bar.advance(n, t));

@@ -154,3 +154,22 @@ def test_likelihood_routed_score_rows_equal_cli(cdr_bin, tmp_path):
         else:
             for a, b in zip(got["scores"], want["scores"]):
                 assert_item_close(a, b)
+
+
+def test_llm_routed_score_rows_equal_cli(cdr_bin, tmp_path):
+    # The strong model answers the routing question by generating; the tiny random model's
+    # answers name no domain, so rows go to the default domain: same as the command's.
+    rows = PAIRWISE + BEST_OF_N
+    cli = cli_score(cdr_bin, tmp_path, rows, "--customize", "criteria", "--router", "llm")
+    custom = cdr.DensityRatio(STRONG, WEAK, customize="criteria", router="llm")
+    py = {r["id"]: r for r in custom.score_rows(rows)}
+    assert set(py) == set(cli)
+    for rid, want in cli.items():
+        got = py[rid]
+        assert got["domain"] == want["domain"]
+        if "chosen" in want:
+            assert_item_close(got["chosen"], want["chosen"])
+            assert_item_close(got["rejected"], want["rejected"])
+        else:
+            for a, b in zip(got["scores"], want["scores"]):
+                assert_item_close(a, b)

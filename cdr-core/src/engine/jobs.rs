@@ -14,7 +14,7 @@ use crate::error::Result;
 
 use super::records::{EvalReport, PairScore, ResponsesScore, preference_pair, tally};
 use super::reporter::Reporter;
-use super::run::{Engine, RunStats};
+use super::run::{Engine, Pass, RunStats};
 
 /// A dataset file and how to read it.
 #[derive(Debug, Clone)]
@@ -143,9 +143,12 @@ pub fn score_file(
     let done = writer.ids().clone();
     let stats = engine.score(
         &outcome.rows,
-        &done,
-        &input.name(),
-        "score",
+        &Pass {
+            done: &done,
+            source: &input.name(),
+            stage: "score",
+            skip_invalid: engine.settings().skip_invalid,
+        },
         reporter,
         |r, s, domain| {
             let domain = domain.map(str::to_string);
@@ -209,9 +212,12 @@ pub fn eval_file(
     let mut scored: Vec<PairScore> = Vec::new();
     let stats = engine.score(
         &outcome.rows,
-        &done,
-        &input.name(),
-        "eval",
+        &Pass {
+            done: &done,
+            source: &input.name(),
+            stage: "eval",
+            skip_invalid: engine.settings().skip_invalid,
+        },
         reporter,
         |r, s, domain| {
             let record = PairScore::new(r, s, domain.map(str::to_string));
@@ -263,9 +269,12 @@ pub fn annotate_file(
     let mut no_pair = std::collections::BTreeMap::new();
     let stats = engine.score(
         &outcome.rows,
-        &done,
-        &input.name(),
-        "annotate",
+        &Pass {
+            done: &done,
+            source: &input.name(),
+            stage: "annotate",
+            skip_invalid: engine.settings().skip_invalid,
+        },
         reporter,
         |r, s, domain| {
             match preference_pair(r, s, domain, strategy) {

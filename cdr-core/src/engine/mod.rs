@@ -38,5 +38,5 @@ pub use jobs::{
 pub use records::{EvalReport, PairScore, ResponsesScore, preference_pair, tally};
 pub use reporter::{Reporter, Silent};
 pub use routing::{Router, RouterCompute, RowInfo, customization, route, router};
-pub use run::{Engine, RunStats, ScoredRow, cache_table};
+pub use run::{Engine, Pass, RunStats, ScoredRow, cache_table};
 pub use settings::{PairSettings, RouterKind, Routing, RunSettings};

@@ -88,6 +88,19 @@ pub struct RunStats {
     pub tokens: usize,
 }
 
+/// One call of [`Engine::score`].
+#[derive(Debug, Clone, Copy)]
+pub struct Pass<'a> {
+    /// Ids already in the output (resume): these rows are left alone.
+    pub done: &'a HashSet<String>,
+    /// The rows' origin, named in errors (a file path).
+    pub source: &'a str,
+    /// The progress label (`score`, `eval`, `annotate`).
+    pub stage: &'a str,
+    /// Report and leave out rows that cannot be scored instead of stopping.
+    pub skip_invalid: bool,
+}
+
 /// A loaded, customized (and cached) pair with its router: what scores rows.
 pub struct Engine {
     pair: DensityRatio,
@@ -181,19 +194,23 @@ impl Engine {
         .map(Some)
     }
 
-    /// Scores the rows whose id is not in `done`, calling `emit(row, scores, domain)` in input
-    /// order, `chunk_rows` rows per batch plan. A row whose items cannot be prepared is an error
-    /// ([`CoreError::Row`]), or under `skip_invalid` reported and left out. `source` names the
-    /// rows' origin in errors; `stage` labels the progress.
+    /// Scores the rows whose id is not in `pass.done`, calling `emit(row, scores, domain)` in
+    /// input order, `chunk_rows` rows per batch plan. `domain` is the routed domain when the pair
+    /// is customized, else the row's own. A row whose items cannot be prepared is an error
+    /// ([`CoreError::Row`]), or under `pass.skip_invalid` reported and left out.
     pub fn score<R: ScoredRow>(
         &self,
         rows: &[R],
-        done: &HashSet<String>,
-        source: &str,
-        stage: &str,
+        pass: &Pass<'_>,
         reporter: &mut dyn Reporter,
         mut emit: impl FnMut(&R, &[ItemScore], Option<&str>) -> Result<()>,
     ) -> Result<RunStats> {
+        let Pass {
+            done,
+            source,
+            stage,
+            skip_invalid,
+        } = *pass;
         let mut stats = RunStats::default();
         let todo: Vec<&R> = rows
             .iter()
@@ -226,7 +243,7 @@ impl Engine {
                         prepared.extend(p);
                         kept.push((row, domain));
                     }
-                    Err(e) if self.settings.skip_invalid => {
+                    Err(e) if skip_invalid => {
                         warn!(id, "skipped: {e}");
                         reporter.skipped(id, &e.to_string());
                         stats.failed_rows.push((id.to_string(), e.to_string()));
@@ -251,7 +268,7 @@ impl Engine {
             for ((row, domain), (offset, n)) in kept.iter().zip(&spans) {
                 let row_scores = &scores[*offset..offset + n];
                 stats.truncated_items += row_scores.iter().filter(|s| s.truncated).count();
-                emit(row, row_scores, domain.as_deref())?;
+                emit(row, row_scores, domain.as_deref().or(row.info().domain))?;
                 stats.scored_rows += 1;
                 reporter.rows(1);
             }
