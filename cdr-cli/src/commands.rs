@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use cdr_core::Device;
 use cdr_core::best_of_n::PairStrategy;
 use cdr_core::engine::{self, RowInfo, ScoredRow, annotate_file, eval_file, score_file};
 use cdr_data::{ReadOutcome, RecordWriter, Row, read_rows};
@@ -117,7 +116,8 @@ struct RoutedRow<'a> {
 }
 
 impl RouteArgs {
-    pub fn run(self, device: Device) -> anyhow::Result<()> {
+    pub fn run(self) -> anyhow::Result<()> {
+        let device = self.compute.device;
         let outcome = read_rows(&self.io.input, &read_options(&self.io))?;
         report_skipped(&outcome);
         let mut settings = crate::job::routing(&self.customize);

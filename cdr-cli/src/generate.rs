@@ -1,24 +1,17 @@
 //! `cdr generate`: N sampled responses per prompt from a policy model, written as best-of-N rows
 //! (`prompt` + `responses`) that `cdr annotate` reads; `cdr annotate --policy` runs it first.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use cdr_core::Device;
-use cdr_core::{Policy, SampleOptions};
-use cdr_data::{Message, PromptRow, RecordWriter, read_prompts};
-use cdr_models::{FinishReason, Sampling};
+use cdr_core::SampleOptions;
+use cdr_core::engine::{GenerateSettings, GenerateSummary, generate_file, generated_path};
+use cdr_models::Sampling;
 use clap::Args;
-use serde::Serialize;
-use serde_json::{Map, Value};
-use tracing::warn;
 
 use crate::cli::{AnnotateArgs, ComputeArgs, IoArgs};
-use crate::commands::report_skipped;
-use crate::job::{read_options, write_options};
-use crate::progress::Progress;
-use crate::shard::{ShardArgs, ShardedOutput};
+use crate::job::{Printer, input, output, with_hint};
+use crate::shard::ShardArgs;
 
 /// How responses are sampled (`cdr generate` and `cdr annotate --policy`).
 #[derive(Debug, Clone, Args)]
@@ -118,242 +111,58 @@ pub struct GenerateArgs {
 }
 
 impl GenerateArgs {
-    pub fn run(self, device: Device) -> anyhow::Result<()> {
-        let options = self
-            .sampling
-            .options(self.max_prompt_tokens, &self.policy)?;
-        let out = ShardedOutput::begin(self.shard.resolve()?, &self.output)?;
-        let job = GenerateJob {
-            policy: &self.policy,
-            template: self.policy_template.as_deref(),
-            options: &options,
+    pub fn run(self) -> anyhow::Result<()> {
+        let settings = GenerateSettings {
+            policy: self.policy.clone(),
+            template: self.policy_template.clone(),
+            sample: self
+                .sampling
+                .options(self.max_prompt_tokens, &self.policy)?,
+            device: self.compute.device,
             dtype: policy_dtype(&self.compute, &self.policy)?,
-            io: &self.io,
-            output: &out.path,
-            shard: out.shard,
             batch_rows: self.sampling.batch_rows,
-            quiet: self.quiet,
+            skip_invalid: self.io.skip_invalid,
         };
-        let written = job.run(&device)?;
-        out.finish(&self.io.input, written)
-    }
-}
-
-/// One generation run, from `cdr generate` or the first step of `cdr annotate --policy`.
-pub struct GenerateJob<'a> {
-    pub policy: &'a str,
-    pub template: Option<&'a str>,
-    pub options: &'a SampleOptions,
-    pub dtype: cdr_core::ComputeDtype,
-    pub io: &'a IoArgs,
-    pub output: &'a Path,
-    /// Only the prompts this shard owns.
-    pub shard: Option<cdr_data::Shard>,
-    /// Sequences decoded together (prompts × responses per prompt).
-    pub batch_rows: usize,
-    pub quiet: bool,
-}
-
-/// One written row: a best-of-N row plus how its responses came about.
-#[derive(Serialize)]
-struct GeneratedRow<'a> {
-    id: &'a str,
-    prompt: &'a [Message],
-    responses: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    subset: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    domain: Option<&'a str>,
-    policy: &'a str,
-    /// Per response: why it ended, and its new tokens (a stop id included).
-    finish_reasons: Vec<FinishReason>,
-    response_tokens: Vec<usize>,
-    /// Samples left out because their text was empty (a response must have text to be scored).
-    empty_responses: usize,
-    #[serde(flatten)]
-    extra: Map<String, Value>,
-}
-
-const OWN_FIELDS: [&str; 9] = [
-    "id",
-    "prompt",
-    "responses",
-    "subset",
-    "domain",
-    "policy",
-    "finish_reasons",
-    "response_tokens",
-    "empty_responses",
-];
-
-#[derive(Debug, Default)]
-struct GenerateStats {
-    resumed: usize,
-    rows: usize,
-    responses: usize,
-    empty: usize,
-    no_response: Vec<String>,
-    failed: Vec<(String, String)>,
-    finish: BTreeMap<String, usize>,
-}
-
-impl GenerateJob<'_> {
-    /// Writes one prompt's samples as a best-of-N row (if any response has text).
-    fn write_row(
-        &self,
-        row: &PromptRow,
-        samples: Vec<cdr_models::Generation>,
-        writer: &mut RecordWriter,
-        stats: &mut GenerateStats,
-    ) -> anyhow::Result<()> {
-        let mut record = GeneratedRow {
-            id: &row.id,
-            prompt: &row.prompt,
-            responses: Vec::new(),
-            subset: row.subset.as_deref(),
-            domain: row.domain.as_deref(),
-            policy: self.policy,
-            finish_reasons: Vec::new(),
-            response_tokens: Vec::new(),
-            empty_responses: 0,
-            extra: row
-                .extra
-                .iter()
-                .filter(|(k, _)| !OWN_FIELDS.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        };
-        for s in samples {
-            *stats.finish.entry(format!("{:?}", s.finish)).or_default() += 1;
-            match s.text {
-                Some(text) if !text.trim().is_empty() => {
-                    record.responses.push(text);
-                    record.finish_reasons.push(s.finish);
-                    record.response_tokens.push(s.ids.len());
-                }
-                _ => record.empty_responses += 1,
-            }
-        }
-        stats.empty += record.empty_responses;
-        if record.responses.is_empty() {
-            // Not written: a best-of-N row needs a response. A resumed run tries again (and, with
-            // the same seed, gets the same result).
-            stats.no_response.push(row.id.clone());
-            return Ok(());
-        }
-        stats.responses += record.responses.len();
-        stats.rows += 1;
-        writer.write(&record)?;
+        let out = output(&self.io, &self.output, self.shard.resolve()?);
+        let mut printer = Printer::new(self.quiet);
+        let summary =
+            generate_file(&settings, &input(&self.io), &out, &mut printer).map_err(with_hint)?;
+        report(&summary, &printer, &out.file());
         Ok(())
     }
-
-    /// Generates into the output; returns how many rows it holds.
-    pub fn run(&self, device: &Device) -> anyhow::Result<usize> {
-        let io = self.io;
-        let path = cdr_models::resolve_model(self.policy).context("--policy")?;
-        let mut outcome = read_prompts(&io.input, &read_options(io))?;
-        report_skipped(&outcome);
-        if let Some(shard) = self.shard {
-            outcome.rows.retain(|r| shard.contains(&r.id));
-        }
-        let mut writer = RecordWriter::open(self.output, &write_options(io))?;
-        let todo: Vec<&PromptRow> = outcome
-            .rows
-            .iter()
-            .filter(|r| !writer.contains(&r.id))
-            .collect();
-        let mut stats = GenerateStats {
-            resumed: outcome.rows.len() - todo.len(),
-            ..Default::default()
-        };
-        let policy = match todo.is_empty() {
-            true => None,
-            false => Some(Policy::load(&path, self.template, device, self.dtype)?),
-        };
-        // Started after loading, so tokens/s measures generation alone.
-        let mut progress = Progress::new(todo.len(), "generate", self.quiet);
-        if let Some(policy) = &policy {
-            // Rows whose samples decode together: about `batch_rows` sequences per step.
-            let per_batch = (self.batch_rows / self.options.n.max(1)).max(1);
-            for chunk in todo.chunks(per_batch) {
-                let rows: Vec<(&str, &[Message])> = chunk
-                    .iter()
-                    .map(|r| (r.id.as_str(), r.prompt.as_slice()))
-                    .collect();
-                let results = policy
-                    .sample_many(&rows, self.options, &mut |n| progress.tokens(n))
-                    .with_context(|| {
-                        format!(
-                            "{}: rows `{}` .. `{}`",
-                            io.input.display(),
-                            rows.first().map_or("", |r| r.0),
-                            rows.last().map_or("", |r| r.0)
-                        )
-                    })?;
-                for (row, result) in chunk.iter().zip(results) {
-                    let samples = match result {
-                        Ok(s) => s,
-                        Err(e) if io.skip_invalid => {
-                            warn!(id = %row.id, "skipped: {e}");
-                            stats.failed.push((row.id.clone(), e.to_string()));
-                            progress.rows(1);
-                            continue;
-                        }
-                        Err(e) => {
-                            return Err(e).with_context(|| {
-                                format!(
-                                    "{}: row `{}` (use --skip-invalid to continue past bad rows)",
-                                    io.input.display(),
-                                    row.id
-                                )
-                            });
-                        }
-                    };
-                    self.write_row(row, samples, &mut writer, &mut stats)?;
-                    progress.rows(1);
-                }
-            }
-        }
-        progress.finish();
-        let written = writer.finish()?;
-        eprintln!(
-            "cdr: {} prompts generated ({} already done), {} responses, {:.0} new tokens/s; \
-             endings {:?}",
-            stats.rows,
-            stats.resumed,
-            stats.responses,
-            progress.total_tokens() as f64 / progress.elapsed_secs().max(1e-9),
-            stats.finish
-        );
-        if stats.empty > 0 {
-            eprintln!("cdr: {} empty responses left out", stats.empty);
-        }
-        if !stats.no_response.is_empty() {
-            eprintln!(
-                "cdr: {} prompts got no non-empty response and were not written: {}",
-                stats.no_response.len(),
-                stats.no_response.join(", ")
-            );
-        }
-        for (id, why) in &stats.failed {
-            eprintln!("  skipped row `{id}`: {why}");
-        }
-        eprintln!("cdr: {written} rows in {}", self.output.display());
-        Ok(written)
-    }
 }
 
-/// Where `cdr annotate --policy` keeps the generated rows: `<output>.generated.jsonl`, so a killed
-/// run resumes generation too.
-pub fn generated_path(output: &Path) -> PathBuf {
-    let mut name = output.as_os_str().to_owned();
-    name.push(".generated.jsonl");
-    PathBuf::from(name)
+/// The summary of a generation run on stderr.
+fn report(s: &GenerateSummary, printer: &Printer, path: &std::path::Path) {
+    let (tokens, secs) = printer.last_stage();
+    eprintln!(
+        "cdr: {} prompts generated ({} already done), {} responses, {:.0} new tokens/s; \
+         endings {:?}",
+        s.rows,
+        s.resumed,
+        s.responses,
+        tokens as f64 / secs.max(1e-9),
+        s.finish
+    );
+    if s.empty > 0 {
+        eprintln!("cdr: {} empty responses left out", s.empty);
+    }
+    if !s.no_response.is_empty() {
+        eprintln!(
+            "cdr: {} prompts got no non-empty response and were not written: {}",
+            s.no_response.len(),
+            s.no_response.join(", ")
+        );
+    }
+    for (id, why) in &s.failed {
+        eprintln!("  skipped row `{id}`: {why}");
+    }
+    eprintln!("cdr: {} rows in {}", s.written, path.display());
 }
 
 /// `cdr annotate --policy`: samples responses for the prompts of `--input` into
 /// [`generated_path`] and points the annotation at that file. Without `--policy`, `args` as given.
-pub fn generate_first(mut args: AnnotateArgs, device: &Device) -> anyhow::Result<AnnotateArgs> {
+pub fn generate_first(mut args: AnnotateArgs) -> anyhow::Result<AnnotateArgs> {
     let Some(policy) = args.policy.clone() else {
         return Ok(args);
     };
@@ -361,19 +170,28 @@ pub fn generate_first(mut args: AnnotateArgs, device: &Device) -> anyhow::Result
     let options = args.sampling.options(scoring.max_prompt_tokens, &policy)?;
     // Each shard generates only its own prompts, beside its own output.
     let shard = args.run.shard.resolve()?;
-    let generated = generated_path(&ShardedOutput::begin(shard, &args.output)?.path);
-    GenerateJob {
-        policy: &policy,
-        template: args.policy_template.as_deref(),
-        options: &options,
+    let annotated = output(&args.run.io, &args.output, shard);
+    let generated = generated_path(&annotated.file());
+    let settings = GenerateSettings {
+        policy: policy.clone(),
+        template: args.policy_template.clone(),
+        sample: options,
+        device: scoring.compute.device,
         dtype: policy_dtype(&scoring.compute, &policy)?,
-        io: &args.run.io,
-        output: &generated,
-        shard,
         batch_rows: args.sampling.batch_rows,
-        quiet: args.run.quiet,
-    }
-    .run(device)?;
+        skip_invalid: args.run.io.skip_invalid,
+    };
+    let mut printer = Printer::new(args.run.quiet);
+    let summary = settings
+        .generate_into(
+            &input(&args.run.io),
+            &generated,
+            args.run.io.fresh,
+            shard,
+            &mut printer,
+        )
+        .map_err(with_hint)?;
+    report(&summary, &printer, &generated);
     // The generated file uses the default column names, whatever the prompts file used.
     let io = &mut args.run.io;
     io.input = generated;
@@ -389,9 +207,8 @@ pub fn generate_first(mut args: AnnotateArgs, device: &Device) -> anyhow::Result
 pub struct Annotate(pub AnnotateArgs);
 
 impl Annotate {
-    pub fn run(self, device: Device) -> anyhow::Result<()> {
-        let args = generate_first(self.0, &device)?;
-        args.run()
+    pub fn run(self) -> anyhow::Result<()> {
+        generate_first(self.0)?.run()
     }
 }
 

@@ -5,9 +5,10 @@ use std::path::Path;
 use anyhow::Context;
 use cdr_core::engine::{
     Engine, FileSummary, Input, Output, PairSettings, Reporter, Routing, RunSettings, RunStats,
+    ScoringSettings,
 };
-use cdr_core::{DensityRatio, Limits, Reduction, ScoreOptions, TokenizerPolicy};
-use cdr_data::{Fields, ReadOptions, Shard, WriteOptions};
+use cdr_core::{DensityRatio, Limits, Reduction, TokenizerPolicy};
+use cdr_data::{Fields, ReadOptions, Shard};
 use tracing::warn;
 
 use crate::cli::{CustomizeArgs, IoArgs, ModelArgs, ReductionArg, RunArgs, ScoringArgs};
@@ -30,13 +31,6 @@ pub fn read_options(io: &IoArgs) -> ReadOptions {
     }
 }
 
-pub fn write_options(io: &IoArgs) -> WriteOptions {
-    WriteOptions {
-        fresh: io.fresh,
-        ..WriteOptions::default()
-    }
-}
-
 pub fn input(io: &IoArgs) -> Input {
     Input {
         path: io.input.clone(),
@@ -52,9 +46,9 @@ pub fn output(io: &IoArgs, path: &Path, shard: Option<Shard>) -> Output {
     }
 }
 
-/// `--template`, `--dtype`, the limits, `--reduction` and the compute flags as the library's pair
-/// settings (`strong`/`weak` left for the caller).
-pub fn pair_settings(s: &ScoringArgs, strong: &str, weak: &str) -> anyhow::Result<PairSettings> {
+/// `--template`, `--dtype`, the limits, `--reduction`, the cache and the compute flags as the
+/// library's scoring settings.
+pub fn scoring_settings(s: &ScoringArgs) -> anyhow::Result<ScoringSettings> {
     let dtype = if s.compute.dtype.eq_ignore_ascii_case("auto") {
         None
     } else {
@@ -69,9 +63,7 @@ pub fn pair_settings(s: &ScoringArgs, strong: &str, weak: &str) -> anyhow::Resul
     if s.max_prompt_tokens == 0 || s.max_response_tokens == 0 {
         anyhow::bail!("--max-prompt-tokens and --max-response-tokens must be positive");
     }
-    Ok(PairSettings {
-        strong: strong.to_string(),
-        weak: weak.to_string(),
+    Ok(ScoringSettings {
         device: s.compute.device,
         dtype,
         template: s.template.clone(),
@@ -90,11 +82,6 @@ pub fn pair_settings(s: &ScoringArgs, strong: &str, weak: &str) -> anyhow::Resul
     })
 }
 
-/// The scoring options for single-model passes (`cdr logprobs`, `cdr pairs`) over `models`.
-pub fn score_options(s: &ScoringArgs, models: &[&Path]) -> anyhow::Result<ScoreOptions> {
-    Ok(pair_settings(s, "", "")?.score_options(models)?)
-}
-
 pub fn routing(c: &CustomizeArgs) -> Routing {
     Routing {
         customize: c.customize.clone(),
@@ -110,10 +97,14 @@ pub fn run_settings(args: &RunArgs) -> anyhow::Result<RunSettings> {
     // Checked here so the error names the flag.
     cdr_models::resolve_model(&m.strong).context("--strong")?;
     cdr_models::resolve_model(&m.weak).context("--weak")?;
-    let mut pair = pair_settings(&m.scoring, &m.strong, &m.weak)?;
+    let mut pair = PairSettings {
+        strong: m.strong.clone(),
+        weak: m.weak.clone(),
+        scoring: scoring_settings(&m.scoring)?,
+    };
     if m.allow_tokenizer_mismatch {
         warn!("--allow-tokenizer-mismatch: each model scores its own tokenization of the text");
-        pair.tokenizer_policy = TokenizerPolicy::Separate;
+        pair.scoring.tokenizer_policy = TokenizerPolicy::Separate;
     }
     Ok(RunSettings {
         pair,
@@ -121,26 +112,6 @@ pub fn run_settings(args: &RunArgs) -> anyhow::Result<RunSettings> {
         chunk_rows: args.io.chunk_rows,
         skip_invalid: args.io.skip_invalid,
     })
-}
-
-/// `model`'s log-prob cache table for texts rendered with `template` and `customization`.
-pub fn cache_table(
-    cache: &cdr_core::LogprobCache,
-    model: &Path,
-    template: &cdr_core::ChatTemplate,
-    customization: Option<&cdr_core::Customization>,
-    options: &ScoreOptions,
-) -> anyhow::Result<cdr_core::CacheTable> {
-    let table = cdr_core::engine::cache_table(
-        cache,
-        model,
-        template,
-        customization,
-        options,
-        &mut Printer::new(true),
-    )
-    .with_context(|| format!("fingerprinting {}", model.display()))?;
-    Ok(table)
 }
 
 /// Loads the pair of a scoring command, reporting on `printer`.
@@ -180,6 +151,11 @@ impl Printer {
             progress: None,
             last: (0, 0.0),
         }
+    }
+
+    /// Tokens and seconds of the last finished stage.
+    pub fn last_stage(&self) -> (usize, f64) {
+        self.last
     }
 
     /// The summary of a scoring run.

@@ -10,7 +10,7 @@ mod info;
 mod job;
 mod logprobs;
 mod pairs;
-mod passes;
+
 mod plots;
 mod progress;
 mod report;
@@ -70,27 +70,27 @@ fn main() -> std::process::ExitCode {
             let compute = args.run.models.scoring.compute.clone();
             compute
                 .validate()
-                .and_then(|()| generate::Annotate(args).run(compute.device))
+                .and_then(|()| generate::Annotate(args).run())
         }
         Command::Generate(mut args) => {
             args.quiet = cli.quiet;
             let compute = args.compute.clone();
-            compute.validate().and_then(|()| args.run(compute.device))
+            compute.validate().and_then(|()| args.run())
         }
         Command::Logprobs(mut args) => {
             args.quiet = cli.quiet;
             let compute = args.scoring.compute.clone();
-            compute.validate().and_then(|()| args.run(compute.device))
+            compute.validate().and_then(|()| args.run())
         }
         Command::Pairs(mut args) => {
             args.quiet = cli.quiet;
             let compute = args.scoring.compute.clone();
-            compute.validate().and_then(|()| args.run(compute.device))
+            compute.validate().and_then(|()| args.run())
         }
         Command::Route(mut args) => {
             args.quiet = cli.quiet;
             let compute = args.compute.clone();
-            compute.validate().and_then(|()| args.run(compute.device))
+            compute.validate().and_then(|()| args.run())
         }
         Command::Info(args) => info::run(&args),
         Command::Merge(args) => args.run(),

@@ -24,16 +24,7 @@ fn table(
     out.push('\n');
 }
 
-/// A model's name for tables and titles: its directory or file name, without `.gguf`.
-pub fn model_name(spec: &str) -> String {
-    let p = std::path::Path::new(spec.trim_end_matches('/'));
-    let name = if p.extension().is_some_and(|e| e == "gguf") {
-        p.file_stem()
-    } else {
-        p.file_name()
-    };
-    name.map_or_else(|| spec.to_string(), |n| n.to_string_lossy().into_owned())
-}
+pub use cdr_core::engine::model_name;
 
 pub fn markdown(r: &EvalReport) -> String {
     let mut out = String::new();

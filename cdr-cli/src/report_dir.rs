@@ -9,10 +9,10 @@ use anyhow::Context;
 use cdr_core::eval::Tally;
 use serde::Serialize;
 
-use crate::pairs::PairsReport;
 use crate::plots;
 use crate::report::model_name;
 use cdr_core::engine::EvalReport;
+use cdr_core::engine::PairsReport;
 use cdr_core::engine::{PairScore, tally};
 
 struct Figure {

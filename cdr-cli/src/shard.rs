@@ -37,40 +37,6 @@ impl ShardArgs {
     }
 }
 
-/// A sharded run's output and bookkeeping; without a shard, the output as given.
-#[derive(Debug, Clone)]
-pub struct ShardedOutput {
-    pub shard: Option<Shard>,
-    pub path: PathBuf,
-}
-
-impl ShardedOutput {
-    /// The output this process writes. A finished shard's completion marker is removed first: the
-    /// run starting now may be killed, and its output must not pass for complete.
-    pub fn begin(shard: Option<Shard>, output: &Path) -> anyhow::Result<Self> {
-        let path = match shard {
-            Some(s) => s.output_path(output),
-            None => output.to_path_buf(),
-        };
-        if shard.is_some() {
-            Shard::clear_marker(&path)?;
-        }
-        Ok(Self { shard, path })
-    }
-
-    /// Marks a finished shard complete, for `cdr merge`.
-    pub fn finish(&self, input: &Path, rows: usize) -> anyhow::Result<()> {
-        if let Some(shard) = self.shard {
-            shard.mark_complete(&self.path, input, rows)?;
-            eprintln!(
-                "cdr: shard {shard} complete; merge all {} with `cdr merge`",
-                shard.count()
-            );
-        }
-        Ok(())
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct MergeArgs {
     /// Where the merged rows go (.jsonl or .parquet): the file a single unsharded run writes.

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use cdr_core::encode::{Encoded, encode};
 use cdr_core::engine::{
-    Engine, PairSettings, Pass, RouterKind, Routing, RowInfo, RunSettings, ScoredRow, Silent,
+    Engine, PairSettings, Pass, RouterKind, Routing, RowInfo, RunSettings, ScoredRow,
+    ScoringSettings, Silent,
 };
 use cdr_core::{
     ChatTemplate, ComputeDtype, Device, Item, ItemScore, Limits, ModelScorer, Reduction,
@@ -82,9 +83,7 @@ fn settings(config: &PairConfig) -> Result<RunSettings> {
         .router
         .parse()
         .map_err(|e: cdr_core::CoreError| Error::Argument(e.to_string()))?;
-    let pair = PairSettings {
-        strong: config.strong.clone(),
-        weak: config.weak.clone(),
+    let scoring = ScoringSettings {
         device: device(&config.device)?,
         dtype: dtype(&config.dtype)?,
         template: config.template.clone(),
@@ -102,7 +101,11 @@ fn settings(config: &PairConfig) -> Result<RunSettings> {
         },
         cache: config.cache.clone(),
     };
-    let mut settings = RunSettings::new(pair);
+    let mut settings = RunSettings::new(PairSettings {
+        strong: config.strong.clone(),
+        weak: config.weak.clone(),
+        scoring,
+    });
     settings.routing = Routing {
         customize: config.customize.clone(),
         router,
@@ -293,10 +296,10 @@ pub fn logprobs(
 ) -> Result<Vec<Vec<ResponseLogprobs>>> {
     let device = device(&config.device)?;
     let path = resolve(&config.model, "model")?;
-    let settings = PairSettings {
+    let settings = ScoringSettings {
         device,
         dtype: dtype(&config.dtype)?,
-        ..PairSettings::new(&config.model, &config.model)
+        ..ScoringSettings::default()
     };
     let dtype = settings.dtype_for(&[&path]);
     let scorer = ModelScorer::load(&path, &device, dtype)?;

@@ -71,7 +71,7 @@ impl Output {
     /// Opens the file for appending (resume) or afresh. A finished shard's completion marker is
     /// removed first: the run starting now may be killed, and its output must not pass for
     /// complete.
-    fn open(&self) -> Result<RecordWriter> {
+    pub(crate) fn open(&self) -> Result<RecordWriter> {
         let file = self.file();
         if self.shard.is_some() {
             Shard::clear_marker(&file)?;
@@ -86,7 +86,7 @@ impl Output {
     }
 
     /// Closes the file and, for a shard, marks it complete for merging.
-    fn finish(
+    pub(crate) fn finish(
         &self,
         writer: RecordWriter,
         input: &Path,

@@ -25,18 +25,35 @@
 //! # Ok::<(), cdr_core::CoreError>(())
 //! ```
 
+mod generate;
 mod jobs;
+mod logprobs;
+mod passes;
 mod records;
 mod reporter;
 mod routing;
 mod run;
+mod search;
 mod settings;
 
+pub use generate::{
+    GenerateSettings, GenerateSummary, GeneratedRow, generate_file, generated_path,
+};
 pub use jobs::{
     AnnotateSummary, FileSummary, Input, Output, annotate_file, eval_file, report, score_file,
 };
+pub use logprobs::{
+    LogprobsSettings, LogprobsSummary, ResponseLogprobs, RowLogprobs, logprobs_file,
+};
+pub use passes::{PassOptions, Rendering, Texts, all_cached, score_pass};
 pub use records::{EvalReport, PairScore, ResponsesScore, preference_pair, tally};
 pub use reporter::{Reporter, Silent};
-pub use routing::{Router, RouterCompute, RowInfo, customization, route, router};
+pub use routing::{
+    Routed, Router, RouterCompute, RowInfo, customization, customize_rows, route, router,
+};
 pub use run::{Engine, Pass, RunStats, ScoredRow, cache_table};
-pub use settings::{PairSettings, RouterKind, Routing, RunSettings};
+pub use search::{
+    ModelEntry, PairEntry, PairsReport, PassEntry, Search, SearchSettings, SkippedEntry,
+    model_name, search_pairs,
+};
+pub use settings::{PairSettings, RouterKind, Routing, RunSettings, ScoringSettings};

@@ -26,6 +26,40 @@ pub struct RowInfo<'a> {
     pub subset: Option<&'a str>,
 }
 
+/// The customization of a run and the domain each row was routed to (by row id).
+pub struct Routed {
+    pub customization: Customization,
+    pub domains: HashMap<String, String>,
+}
+
+/// The customization `routing` names and, with one, each row's domain, routed as it says (a
+/// router model is `routing.router_model`, else `fallback`); `None` without customization.
+pub fn customize_rows(
+    routing: &Routing,
+    rows: &[RowInfo<'_>],
+    fallback: Option<(&ModelScorer, &ChatTemplate)>,
+    compute: RouterCompute<'_>,
+    source: &str,
+    reporter: &mut dyn Reporter,
+) -> Result<Option<Routed>> {
+    let Some(customization) = customization(routing)? else {
+        return Ok(None);
+    };
+    let router = router(routing, fallback, compute)?;
+    let domains = route(
+        &customization,
+        routing.router,
+        rows,
+        router.as_ref(),
+        source,
+        reporter,
+    )?;
+    Ok(Some(Routed {
+        customization,
+        domains,
+    }))
+}
+
 /// Most tokens of an `llm` router's answer: a domain name, or a short sentence naming one.
 const ROUTER_ANSWER_TOKENS: usize = 16;
 

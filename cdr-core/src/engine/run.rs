@@ -116,8 +116,8 @@ impl Engine {
     pub fn load(settings: RunSettings, reporter: &mut dyn Reporter) -> Result<Self> {
         let strong = resolve(&settings.pair.strong, "strong")?;
         let weak = resolve(&settings.pair.weak, "weak")?;
-        let options = settings.pair.score_options(&[&strong, &weak])?;
-        let device = settings.pair.device;
+        let options = settings.pair.scoring.score_options(&[&strong, &weak])?;
+        let device = settings.pair.scoring.device;
         let pair = DensityRatio::load(&strong, &weak, &device, options)?;
         let customization = routing::customization(&settings.routing)?;
         let router = match &customization {
@@ -137,7 +137,7 @@ impl Engine {
             Some(c) => pair.with_customization(c),
             None => pair,
         };
-        let pair = match &settings.pair.cache {
+        let pair = match &settings.pair.scoring.cache {
             None => pair,
             Some(dir) => {
                 let cache = LogprobCache::open(dir)?;

@@ -53,16 +53,13 @@ pub struct Routing {
     pub calibrate: bool,
 }
 
-/// The strong/weak pair and how it computes.
+/// How models compute and what they score: everything of a scoring run but the models.
 #[derive(Debug, Clone)]
-pub struct PairSettings {
-    /// A model directory, GGUF file or hub id in the local cache.
-    pub strong: String,
-    pub weak: String,
+pub struct ScoringSettings {
     pub device: Device,
-    /// `None` picks per model files and device ([`PairSettings::dtype_for`]).
+    /// `None` picks per model files and device ([`ScoringSettings::dtype_for`]).
     pub dtype: Option<ComputeDtype>,
-    /// A built-in template name or a Jinja file; `None` uses the strong model's own.
+    /// A built-in template name or a Jinja file; `None` uses the (strong) model's own.
     pub template: Option<String>,
     pub limits: Limits,
     pub reduction: Reduction,
@@ -74,13 +71,11 @@ pub struct PairSettings {
     pub cache: Option<PathBuf>,
 }
 
-impl PairSettings {
-    /// The defaults of `cdr score` for a pair.
-    pub fn new(strong: impl Into<String>, weak: impl Into<String>) -> Self {
+impl Default for ScoringSettings {
+    /// The defaults of `cdr score`.
+    fn default() -> Self {
         let options = ScoreOptions::default();
         Self {
-            strong: strong.into(),
-            weak: weak.into(),
             device: Device::Cpu,
             dtype: None,
             template: None,
@@ -92,7 +87,9 @@ impl PairSettings {
             cache: None,
         }
     }
+}
 
+impl ScoringSettings {
     /// The compute dtype for `models` (resolved paths): the one asked for, else bf16 when every
     /// model is a GGUF file and the CPU has bf16 matrix units, else f32 (the exact path).
     pub fn dtype_for(&self, models: &[&Path]) -> ComputeDtype {
@@ -125,6 +122,26 @@ impl PairSettings {
             template: self.template.clone(),
             one_model_at_a_time: self.one_model_at_a_time,
         })
+    }
+}
+
+/// The strong/weak pair and how it computes.
+#[derive(Debug, Clone)]
+pub struct PairSettings {
+    /// A model directory, GGUF file or hub id in the local cache.
+    pub strong: String,
+    pub weak: String,
+    pub scoring: ScoringSettings,
+}
+
+impl PairSettings {
+    /// The defaults of `cdr score` for a pair.
+    pub fn new(strong: impl Into<String>, weak: impl Into<String>) -> Self {
+        Self {
+            strong: strong.into(),
+            weak: weak.into(),
+            scoring: ScoringSettings::default(),
+        }
     }
 }
 

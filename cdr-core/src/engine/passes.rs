@@ -4,19 +4,18 @@
 
 use std::ops::Range;
 
-use anyhow::Context;
-use cdr_core::cache::{ids_key, text_key};
-use cdr_core::encode::{Encoded, encode};
-use cdr_core::{
-    CacheTable, ChatTemplate, KeyedText, Limits, ModelScorer, PassStats, TextLogprobs, render_item,
-};
 use cdr_models::Tokenizer;
+use cdr_prompt::ChatTemplate;
 use tracing::warn;
 
-use crate::cli::IoArgs;
-use crate::progress::Progress;
-use crate::routing::Routed;
-use cdr_core::engine::ScoredRow;
+use crate::cache::{CacheTable, ids_key, text_key};
+use crate::encode::{Encoded, Limits, encode};
+use crate::error::{CoreError, Result};
+use crate::scorer::{KeyedText, ModelScorer, PassStats, TextLogprobs, render_item};
+
+use super::reporter::Reporter;
+use super::routing::Routed;
+use super::run::ScoredRow;
 
 /// The rows' texts, rendered with every template and tokenized by every model.
 pub struct Texts {
@@ -38,7 +37,7 @@ pub struct Texts {
 pub struct Rendering<'a> {
     pub templates: &'a [ChatTemplate],
     pub tokenizers: &'a [&'a Tokenizer],
-    /// `None` without `--customize`.
+    /// `None` without customization.
     pub routed: Option<&'a Routed>,
     pub limits: Limits,
 }
@@ -47,7 +46,7 @@ pub struct Rendering<'a> {
 type RowTexts = (Vec<Vec<String>>, Vec<Vec<Vec<Encoded>>>);
 
 impl Rendering<'_> {
-    fn row<R: ScoredRow>(&self, row: &R) -> cdr_core::Result<RowTexts> {
+    fn row<R: ScoredRow>(&self, row: &R) -> Result<RowTexts> {
         let id = row.info().id;
         let domain = self.routed.and_then(|r| r.domains.get(id)).cloned();
         let items: Vec<_> = row
@@ -61,7 +60,7 @@ impl Rendering<'_> {
             let rendered = items
                 .iter()
                 .map(|i| render_item(template, self.routed.map(|r| &r.customization), i))
-                .collect::<cdr_core::Result<Vec<_>>>()?;
+                .collect::<Result<Vec<_>>>()?;
             keys.push(
                 rendered
                     .iter()
@@ -73,16 +72,22 @@ impl Rendering<'_> {
                     rendered
                         .iter()
                         .map(|r| encode(tokenizer, r, self.limits))
-                        .collect::<cdr_core::Result<Vec<_>>>()?,
+                        .collect::<Result<Vec<_>>>()?,
                 );
             }
         }
         Ok((keys, encoded))
     }
 
-    /// Renders and tokenizes every row; a row that fails is an error naming it, or with
-    /// `--skip-invalid` is left out (for every model alike) and reported.
-    pub fn prepare<R: ScoredRow>(&self, rows: &[R], io: &IoArgs) -> anyhow::Result<Texts> {
+    /// Renders and tokenizes every row; a row that fails is an error naming it (and `source`),
+    /// or with `skip_invalid` is left out (for every model alike) and reported.
+    pub fn prepare<R: ScoredRow>(
+        &self,
+        rows: &[R],
+        source: &str,
+        skip_invalid: bool,
+        reporter: &mut dyn Reporter,
+    ) -> Result<Texts> {
         let (n_models, n_templates) = (self.tokenizers.len(), self.templates.len());
         let mut out = Texts {
             rows: Vec::new(),
@@ -111,16 +116,16 @@ impl Rendering<'_> {
                         }
                     }
                 }
-                Err(e) if io.skip_invalid => {
+                Err(e) if skip_invalid => {
                     warn!(id, "skipped: {e}");
+                    reporter.skipped(id, &e.to_string());
                     out.failed.push((id.to_string(), e.to_string()));
                 }
                 Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!(
-                            "{}: row `{id}` (use --skip-invalid to continue past bad rows)",
-                            io.input.display()
-                        )
+                    return Err(CoreError::Row {
+                        source_name: source.to_string(),
+                        id: id.to_string(),
+                        error: Box::new(e),
                     });
                 }
             }
@@ -133,7 +138,7 @@ impl Rendering<'_> {
 pub struct PassOptions<'a> {
     pub table: Option<&'a CacheTable>,
     pub per_token: bool,
-    /// Rows per batch plan, as `--chunk-rows` in `cdr eval`: the same rows meet in the same
+    /// Rows per batch plan, as in [`super::Engine::score`]: the same rows meet in the same
     /// batches, so a pass computes what the pair scoring computes.
     pub chunk_rows: usize,
     pub max_batch_tokens: usize,
@@ -169,8 +174,8 @@ pub fn score_pass(
     texts: &Texts,
     (m, t): (usize, usize),
     options: &PassOptions<'_>,
-    progress: &mut Progress,
-) -> anyhow::Result<(Vec<TextLogprobs>, PassStats)> {
+    reporter: &mut dyn Reporter,
+) -> Result<(Vec<TextLogprobs>, PassStats)> {
     let mut out = Vec::new();
     let mut stats = PassStats::default();
     for chunk in texts.spans.chunks(options.chunk_rows.max(1)) {
@@ -188,11 +193,11 @@ pub fn score_pass(
             options.table,
             options.per_token,
             options.max_batch_tokens,
-            &mut |_, tokens| progress.tokens(tokens),
+            &mut |_, tokens| reporter.tokens(tokens),
         )?;
         out.extend(logprobs);
         stats.add(s);
-        progress.rows(chunk.len());
+        reporter.rows(chunk.len());
     }
     Ok((out, stats))
 }

@@ -1,0 +1,204 @@
+//! `cdr logprobs` as a library call: one model scores every response of a dataset through the
+//! log-prob cache, so pairs of models can later be ranked from one pass per model.
+
+use cdr_data::read_rows;
+use serde::Serialize;
+
+use crate::cache::{CacheTable, LogprobCache};
+use crate::error::Result;
+use crate::scorer::{ModelScorer, PassStats, model_template};
+use cdr_prompt::ChatTemplate;
+
+use super::jobs::{Input, Output};
+use super::passes::{PassOptions, Rendering, score_pass};
+use super::reporter::Reporter;
+use super::routing::{RouterCompute, RowInfo, customize_rows};
+use super::run::{ScoredRow, cache_table};
+use super::settings::{Routing, ScoringSettings, resolve};
+
+/// One model's pass: the model, how it computes, customization and what is written.
+#[derive(Debug, Clone)]
+pub struct LogprobsSettings {
+    /// A model directory, GGUF file or hub id in the local cache.
+    pub model: String,
+    /// Its `cache` is where the log-probs go (and come from).
+    pub scoring: ScoringSettings,
+    pub routing: Routing,
+    /// Rows per batch plan (as a pair's run, so the same rows share batches).
+    pub chunk_rows: usize,
+    pub skip_invalid: bool,
+    /// Write each response's per-token log-probs.
+    pub per_token: bool,
+    /// Write each response's prompt and response token ids.
+    pub token_ids: bool,
+}
+
+/// One response's log-probs under the model.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResponseLogprobs<'a> {
+    pub logprob: f64,
+    pub n_response_tokens: usize,
+    pub n_prompt_tokens: usize,
+    pub truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_logprobs: Option<Vec<f32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_ids: Option<&'a [u32]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_ids: Option<&'a [u32]>,
+}
+
+/// One output row of `cdr logprobs`: its responses in input order (chosen then rejected for
+/// pairwise rows).
+#[derive(Debug, Clone, Serialize)]
+pub struct RowLogprobs<'a> {
+    pub id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subset: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<&'a str>,
+    pub responses: Vec<ResponseLogprobs<'a>>,
+}
+
+/// What a log-prob pass did.
+#[derive(Debug, Clone, Default)]
+pub struct LogprobsSummary {
+    /// Texts scored (or read from the cache).
+    pub texts: usize,
+    /// Rows whose texts were scored.
+    pub rows: usize,
+    pub stats: PassStats,
+    /// Rows left out under `skip_invalid`: id and why.
+    pub failed: Vec<(String, String)>,
+    /// Rows written, when there was an output.
+    pub written: Option<usize>,
+    /// The cache table used, if any.
+    pub table: Option<std::path::PathBuf>,
+    /// Rows skipped while reading.
+    pub read_skipped: usize,
+}
+
+/// Scores every response of `input` with one model into the cache (`settings.scoring.cache`)
+/// and, when `output` is given, writes each row's log-probs there (the whole file, each run:
+/// the cache makes a re-run cheap). A shard scores only its rows.
+pub fn logprobs_file(
+    settings: &LogprobsSettings,
+    input: &Input,
+    output: Option<&Output>,
+    shard: Option<cdr_data::Shard>,
+    reporter: &mut dyn Reporter,
+) -> Result<LogprobsSummary> {
+    let source = input.path.display().to_string();
+    let mut outcome = read_rows(&input.path, &input.read)?;
+    for s in &outcome.skipped {
+        reporter.notice(&format!("skipped invalid row: {}", s.message));
+    }
+    outcome
+        .rows
+        .retain(|r| shard.is_none_or(|s| s.contains(r.id())));
+    let path = resolve(&settings.model, "scored")?;
+    let options = settings.scoring.score_options(&[&path])?;
+    let device = settings.scoring.device;
+    let scorer = ModelScorer::load(&path, &device, options.dtype)?;
+    let template = match &settings.scoring.template {
+        Some(spec) => ChatTemplate::resolve(spec, Some(&path))?,
+        None => model_template(&path)?,
+    };
+    let infos: Vec<RowInfo<'_>> = outcome.rows.iter().map(ScoredRow::info).collect();
+    let routed = customize_rows(
+        &settings.routing,
+        &infos,
+        Some((&scorer, &template)),
+        RouterCompute {
+            device: &device,
+            dtype: options.dtype,
+            max_batch_tokens: options.max_batch_tokens,
+            template: None,
+        },
+        &source,
+        reporter,
+    )?;
+    let templates = [template];
+    let tokenizers = [&scorer.tokenizer];
+    let texts = Rendering {
+        templates: &templates,
+        tokenizers: &tokenizers,
+        routed: routed.as_ref(),
+        limits: options.limits,
+    }
+    .prepare(&outcome.rows, &source, settings.skip_invalid, reporter)?;
+
+    let table: Option<CacheTable> = match &settings.scoring.cache {
+        Some(dir) => Some(cache_table(
+            &LogprobCache::open(dir)?,
+            &path,
+            &templates[0],
+            routed.as_ref().map(|r| &r.customization),
+            &options,
+            reporter,
+        )?),
+        None => None,
+    };
+    reporter.begin("logprobs", texts.rows.len());
+    let (logprobs, stats) = score_pass(
+        &scorer,
+        &texts,
+        (0, 0),
+        &PassOptions {
+            table: table.as_ref(),
+            per_token: settings.per_token,
+            chunk_rows: settings.chunk_rows,
+            max_batch_tokens: options.max_batch_tokens,
+        },
+        reporter,
+    )?;
+    reporter.end();
+
+    let mut written = None;
+    if let Some(out) = output {
+        // The cache already makes a re-run cheap; the file is rewritten whole.
+        let fresh = Output {
+            fresh: true,
+            ..out.clone()
+        };
+        let mut writer = fresh.open()?;
+        for (&r, span) in texts.rows.iter().zip(&texts.spans) {
+            let info = outcome.rows[r].info();
+            let domain = routed
+                .as_ref()
+                .and_then(|r| r.domains.get(info.id))
+                .map(String::as_str);
+            let responses = span
+                .clone()
+                .map(|i| {
+                    let e = &texts.encoded[0][0][i];
+                    ResponseLogprobs {
+                        logprob: logprobs[i].logprob,
+                        n_response_tokens: e.n_response_tokens(),
+                        n_prompt_tokens: e.n_prompt_tokens(),
+                        truncated: e.truncated,
+                        token_logprobs: logprobs[i].tokens.clone(),
+                        prompt_ids: settings.token_ids.then(|| &e.ids[..e.response_start]),
+                        response_ids: settings.token_ids.then(|| &e.ids[e.response_start..]),
+                    }
+                })
+                .collect();
+            writer.write(&RowLogprobs {
+                id: info.id,
+                subset: info.subset,
+                domain: domain.or(info.domain),
+                responses,
+            })?;
+        }
+        written = Some(fresh.finish(writer, &input.path, reporter)?);
+    }
+    Ok(LogprobsSummary {
+        texts: logprobs.len(),
+        rows: texts.rows.len(),
+        stats,
+        failed: texts.failed,
+        written,
+        table: table.map(|t| t.path().to_path_buf()),
+        read_skipped: outcome.skipped.len(),
+    })
+}
