@@ -30,7 +30,7 @@ pub enum Command {
     /// Turn best-of-N rows into DPO/SimPO preference pairs (best vs worst, or best vs random).
     Annotate(AnnotateArgs),
     /// Sample N responses per prompt from a policy model into best-of-N rows for `annotate`.
-    Generate(crate::generate::GenerateArgs),
+    Generate(GenerateArgs),
     /// Score every response with one model into the log-prob cache (and optionally a file).
     Logprobs(LogprobsArgs),
     /// Rank every ordered strong/weak pair of several models: one scoring pass per model.
@@ -41,7 +41,7 @@ pub enum Command {
     Config(ConfigArgs),
     /// Join the outputs of a run split with --shard (or a Slurm / Kubernetes array) into the file
     /// one process would have written, in input order; refuses incomplete or overlapping shards.
-    Merge(crate::shard::MergeArgs),
+    Merge(MergeArgs),
     /// Describe a model: architecture, parameters, storage dtype / quantization, vocabulary,
     /// chat template.
     Info(InfoArgs),
@@ -118,8 +118,31 @@ pub struct RouteArgs {
     /// A column with the true domain: prints accuracy and a confusion matrix.
     #[arg(long)]
     pub gold_field: Option<String>,
-    #[arg(skip)]
-    pub quiet: bool,
+}
+
+/// `--dtype`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DtypeArg {
+    /// bf16 for GGUF models on a CPU with AMX, f32 otherwise.
+    Auto,
+    #[value(alias = "float32", alias = "fp32")]
+    F32,
+    #[value(alias = "float16", alias = "fp16", alias = "half")]
+    F16,
+    #[value(alias = "bfloat16")]
+    Bf16,
+}
+
+impl DtypeArg {
+    /// The dtype asked for; `None` for `auto`.
+    pub fn fixed(self) -> Option<cdr_core::ComputeDtype> {
+        match self {
+            DtypeArg::Auto => None,
+            DtypeArg::F32 => Some(cdr_core::ComputeDtype::F32),
+            DtypeArg::F16 => Some(cdr_core::ComputeDtype::F16),
+            DtypeArg::Bf16 => Some(cdr_core::ComputeDtype::BF16),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -222,8 +245,8 @@ pub struct ComputeArgs {
 
     /// Compute dtype: f32, f16, bf16 or auto (log-probs are always f32). auto: bf16 for GGUF
     /// models on a CPU with AMX (bf16 matrix units), f32 otherwise (the exact path).
-    #[arg(long, default_value = "auto")]
-    pub dtype: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub dtype: DtypeArg,
 
     /// Most tokens (batch x padded length) in one forward pass.
     #[arg(long, default_value_t = 8192)]
@@ -239,30 +262,18 @@ pub struct ComputeArgs {
 impl ComputeArgs {
     /// The compute dtype for `models` (resolved paths): `--dtype`, or for `auto` the default of
     /// [`cdr_models::kernels::default_dtype`] (bf16 only when every model is a GGUF file).
-    pub fn dtype_for(&self, models: &[&std::path::Path]) -> anyhow::Result<cdr_core::ComputeDtype> {
-        use anyhow::Context;
-        if self.dtype.eq_ignore_ascii_case("auto") {
-            let gguf = !models.is_empty()
-                && models
-                    .iter()
-                    .all(|m| cdr_models::ModelDir::new(m).is_gguf());
-            let dtype =
-                cdr_models::kernels::default_dtype(gguf, self.device == cdr_core::Device::Cpu);
-            tracing::info!(%dtype, "--dtype auto");
-            return Ok(dtype);
+    pub fn dtype_for(&self, models: &[&std::path::Path]) -> cdr_core::ComputeDtype {
+        cdr_core::engine::ScoringSettings {
+            device: self.device,
+            dtype: self.dtype.fixed(),
+            ..Default::default()
         }
-        self.dtype
-            .parse()
-            .map_err(anyhow::Error::msg)
-            .context("--dtype")
+        .dtype_for(models)
     }
 
     /// Checks that need no model: combinations the backends would only fail on mid-run.
     pub fn validate(&self) -> anyhow::Result<()> {
-        let bf16 = matches!(
-            self.dtype.to_ascii_lowercase().as_str(),
-            "bf16" | "bfloat16"
-        );
+        let bf16 = self.dtype == DtypeArg::Bf16;
         if self.device == cdr_core::Device::Wgpu && bf16 {
             // WGSL has no bf16: cubecl would panic inside a kernel compile instead of erroring.
             anyhow::bail!(
@@ -329,10 +340,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub io: IoArgs,
     #[command(flatten)]
-    pub shard: crate::shard::ShardArgs,
-    /// Set from the global `--quiet`.
-    #[arg(skip)]
-    pub quiet: bool,
+    pub shard: ShardArgs,
 }
 
 #[derive(Debug, Args)]
@@ -384,9 +392,7 @@ pub struct LogprobsArgs {
     pub token_ids: bool,
     /// Sharded runs fill a shared cache in parallel; `cdr pairs` then finds every text cached.
     #[command(flatten)]
-    pub shard: crate::shard::ShardArgs,
-    #[arg(skip)]
-    pub quiet: bool,
+    pub shard: ShardArgs,
 }
 
 #[derive(Debug, Args)]
@@ -407,8 +413,6 @@ pub struct PairsArgs {
     /// strong x weak accuracy heat map.
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
-    #[arg(skip)]
-    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -431,5 +435,92 @@ pub struct AnnotateArgs {
     #[arg(long, requires = "policy")]
     pub policy_template: Option<String>,
     #[command(flatten)]
-    pub sampling: crate::generate::SamplingArgs,
+    pub sampling: SamplingArgs,
+}
+
+/// How a long run is split over machines.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ShardArgs {
+    /// Process only shard I of N (0-based): the rows whose id hashes to I. The output goes to
+    /// OUTPUT.shard-I-of-N.EXT; `cdr merge` joins the shards. Default: from a Slurm job array
+    /// (SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT), else a Kubernetes Indexed Job
+    /// (JOB_COMPLETION_INDEX with --shards); `--shard 0/1` turns that detection off.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+
+    /// The number of shards, for a Kubernetes Indexed Job (its `completions`).
+    #[arg(long, env = "CDR_SHARDS", value_name = "N")]
+    pub shards: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Where the merged rows go (.jsonl or .parquet): the file a single unsharded run writes.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Shard outputs. Default: every OUTPUT.shard-I-of-N.EXT beside --output.
+    pub shards: Vec<PathBuf>,
+    /// The sharded runs' input (prompts for `generate`): its row order is the merged order.
+    #[command(flatten)]
+    pub io: IoArgs,
+}
+
+/// How responses are sampled (`cdr generate` and `cdr annotate --policy`).
+#[derive(Debug, Clone, Args)]
+pub struct SamplingArgs {
+    /// Responses sampled per prompt.
+    #[arg(long, short = 'n', default_value_t = 4)]
+    pub n: usize,
+    /// Sampling temperature; 0 is greedy decoding (then all N responses are the same). Default:
+    /// the policy's generation_config.json, else 0.7.
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Nucleus sampling: draw from the smallest set of tokens holding this much probability.
+    /// Default: the policy's generation_config.json, else 1 (off).
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// Draw from the K most likely tokens only (0: all). Default: the policy's
+    /// generation_config.json, else 0.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Most tokens generated per response.
+    #[arg(long, default_value_t = 512)]
+    pub max_new_tokens: usize,
+    /// Responses decoded together, prompts × N (more: faster, and more memory for the key/value
+    /// cache). On the CPU in f32, prompts batched together get exactly the responses they get
+    /// alone; with bf16/f16 or on a GPU, rounding may differ with the batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch_rows: usize,
+    /// Seed of the samples; with the row id it fixes each prompt's samples, so a resumed or
+    /// reordered run draws the same ones.
+    #[arg(long, default_value_t = 0)]
+    pub sampling_seed: u64,
+    /// End a response at this text (left out of it); repeatable. The model's end-of-sequence ids
+    /// and the chat template's end-of-turn token always end it.
+    #[arg(long = "stop", value_name = "TEXT")]
+    pub stop: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The policy model: a directory, a .gguf file or an HF hub id found in the local cache.
+    #[arg(long)]
+    pub policy: String,
+    /// The policy's chat template (built-in name or Jinja file). Default: its own.
+    #[arg(long)]
+    pub policy_template: Option<String>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Longer prompts keep their LAST this many tokens.
+    #[arg(long, default_value_t = 2048)]
+    pub max_prompt_tokens: usize,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
+    #[command(flatten)]
+    pub io: IoArgs,
+    /// Best-of-N rows (.jsonl or .parquet); re-running with the same path resumes.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub shard: ShardArgs,
 }

@@ -5,23 +5,18 @@
 
 mod cli;
 mod commands;
-mod generate;
-mod info;
-mod job;
-mod logprobs;
-mod pairs;
-
 mod plots;
-mod progress;
+mod printer;
 mod report;
 mod report_dir;
 mod routing;
-mod shard;
+mod settings;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command};
+use crate::cli::Cli;
+use crate::printer::Printer;
 
 // Activations of tens of megabytes are allocated and freed per layer; mimalloc reuses them where
 // glibc would map fresh pages each time (see the workspace Cargo.toml).
@@ -54,77 +49,12 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
-    let result = match cli.command {
-        Command::Score(mut args) => {
-            args.run.quiet = cli.quiet;
-            let compute = args.run.models.scoring.compute.clone();
-            compute.validate().and_then(|()| args.run())
-        }
-        Command::Eval(mut args) => {
-            args.run.quiet = cli.quiet;
-            let compute = args.run.models.scoring.compute.clone();
-            compute.validate().and_then(|()| args.run())
-        }
-        Command::Annotate(mut args) => {
-            args.run.quiet = cli.quiet;
-            let compute = args.run.models.scoring.compute.clone();
-            compute
-                .validate()
-                .and_then(|()| generate::Annotate(args).run())
-        }
-        Command::Generate(mut args) => {
-            args.quiet = cli.quiet;
-            let compute = args.compute.clone();
-            compute.validate().and_then(|()| args.run())
-        }
-        Command::Logprobs(mut args) => {
-            args.quiet = cli.quiet;
-            let compute = args.scoring.compute.clone();
-            compute.validate().and_then(|()| args.run())
-        }
-        Command::Pairs(mut args) => {
-            args.quiet = cli.quiet;
-            let compute = args.scoring.compute.clone();
-            compute.validate().and_then(|()| args.run())
-        }
-        Command::Route(mut args) => {
-            args.quiet = cli.quiet;
-            let compute = args.compute.clone();
-            compute.validate().and_then(|()| args.run())
-        }
-        Command::Info(args) => info::run(&args),
-        Command::Merge(args) => args.run(),
-        Command::Config(args) => {
-            if args.example {
-                print!("{}", cdr_prompt::customize::DEFAULT_CONFIG);
-                Ok(())
-            } else {
-                Err(anyhow::anyhow!("nothing to do: pass --example"))
-            }
-        }
-    };
-    match result {
+    let mut printer = Printer::new(cli.quiet);
+    match commands::run(cli.command, &mut printer) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cdr: error: {}", error_chain(&e));
+            printer.error(&e);
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes, `: `-separated like anyhow's `{:#}`, but leaving out a cause whose
-/// text the message already ends with: cdr's IO errors name their OS error in their own message
-/// (`cannot write F: File too large`), and repeating it reads like two failures.
-fn error_chain(error: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in error.chain() {
-        let part = cause.to_string();
-        if text.is_empty() {
-            text = part;
-        } else if !text.ends_with(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-    }
-    text
 }

@@ -1,8 +1,10 @@
 //! The `cdr eval` report: a Markdown table on stdout and a JSON file.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::path::Path;
 
-pub use cdr_core::engine::EvalReport;
+pub use cdr_core::engine::{EvalReport, PairsReport};
 
 fn table(
     out: &mut String,
@@ -73,4 +75,68 @@ pub fn markdown(r: &EvalReport) -> String {
         r.skipped_rows
     );
     out
+}
+
+/// The ranked pairs as a Markdown table (overall and per subset), then the skipped pairs.
+pub fn pairs_markdown(r: &PairsReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## cdr pairs: {}\n\n{} models, {} rows, reduction {}; {} scoring passes ({} texts computed, {} from the cache)\n",
+        r.input,
+        r.models.len(),
+        r.rows,
+        r.reduction,
+        r.passes.len(),
+        r.passes.iter().map(|p| p.stats.computed).sum::<usize>(),
+        r.passes.iter().map(|p| p.stats.cached).sum::<usize>(),
+    );
+    let subsets: BTreeSet<&String> = r
+        .pairs
+        .iter()
+        .flat_map(|p| p.results.by_subset.keys())
+        .collect();
+    let head: Vec<&str> = subsets.iter().map(|s| s.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "| rank | strong | weak | overall | mean margin | {} |\n|---:|---|---|---:|---:|{}",
+        head.join(" | "),
+        "---:|".repeat(head.len())
+    );
+    for p in &r.pairs {
+        let cells: Vec<String> = head
+            .iter()
+            .map(|s| {
+                p.results
+                    .by_subset
+                    .get(*s)
+                    .map_or("–".into(), |t| format!("{:.1}%", 100.0 * t.accuracy()))
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.2}% | {:.3} | {} |",
+            p.rank,
+            p.strong,
+            p.weak,
+            100.0 * p.accuracy,
+            p.mean_margin,
+            cells.join(" | ")
+        );
+    }
+    if !r.skipped.is_empty() {
+        let _ = writeln!(out, "\n| skipped strong | weak | why |\n|---|---|---|");
+        for s in &r.skipped {
+            let _ = writeln!(out, "| {} | {} | {} |", s.strong, s.weak, s.reason);
+        }
+    }
+    out
+}
+
+/// `value` as pretty JSON in `path`.
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    anyhow::Context::with_context(std::fs::write(path, text + "\n"), || {
+        format!("writing {}", path.display())
+    })
 }

@@ -151,7 +151,12 @@ pub fn write_pairs(
             &format!("best pair, {strong} over {weak}"),
         )?);
     }
-    write(dir, &crate::pairs::markdown(report), &figures, report)
+    write(
+        dir,
+        &crate::report::pairs_markdown(report),
+        &figures,
+        report,
+    )
 }
 
 fn write(dir: &Path, body: &str, figures: &[Figure], json: &impl Serialize) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@ use cdr_models::gguf::GgufFile;
 use cdr_models::{Config, ModelDir};
 
 use crate::cli::InfoArgs;
+use crate::printer::Printer;
 
 fn parameters(c: &Config) -> u64 {
     let (h, i, v) = (
@@ -45,7 +46,7 @@ fn peak_rss_mib() -> Option<f64> {
     cdr_models::memory::peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0))
 }
 
-pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
+pub fn run(args: &InfoArgs, printer: &Printer) -> anyhow::Result<()> {
     let path = cdr_models::resolve_model(&args.model)?;
     let dir = ModelDir::new(&path);
     let config = dir.config()?;
@@ -66,58 +67,61 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
         })
         .unwrap_or_else(|e| format!("none ({e})"));
     let params = parameters(&config);
-    println!("model:         {}", path.display());
-    println!(
-        "format:        {}",
+    printer.out(format_args!("model:         {}\n", path.display()));
+    printer.out(format_args!(
+        "format:        {}\n",
         if dir.is_gguf() { "GGUF" } else { "safetensors" }
-    );
-    println!(
-        "architecture:  {} ({:?})",
+    ));
+    printer.out(format_args!(
+        "architecture:  {} ({:?})\n",
         config.model_type,
         config.architecture()
-    );
-    println!("parameters:    {:.1}M", params as f64 / 1e6);
-    println!(
-        "shape:         {} layers, hidden {}, mlp {}, {} heads / {} kv heads, head dim {}",
+    ));
+    printer.out(format_args!("parameters:    {:.1}M\n", params as f64 / 1e6));
+    printer.out(format_args!(
+        "shape:         {} layers, hidden {}, mlp {}, {} heads / {} kv heads, head dim {}\n",
         config.num_hidden_layers,
         config.hidden_size,
         config.intermediate_size,
         config.num_attention_heads,
         config.num_kv_heads(),
         config.head_dim()
-    );
-    println!(
-        "rope:          theta {}, {:?}",
+    ));
+    printer.out(format_args!(
+        "rope:          theta {}, {:?}\n",
         config.rope_theta(),
         config.rope_scaling_kind().map_err(anyhow::Error::msg)?
-    );
+    ));
     let windows = config.layer_windows();
     let sliding = windows.iter().filter(|w| w.is_some()).count();
     if let Some(w) = windows.iter().flatten().next() {
-        println!(
-            "sliding window: {w} keys, in {sliding} of {} layers",
+        printer.out(format_args!(
+            "sliding window: {w} keys, in {sliding} of {} layers\n",
             windows.len()
-        );
+        ));
     }
     let storage = storage(&path, dir.is_gguf())?;
     let storage: Vec<String> = storage.iter().map(|(k, n)| format!("{k} x{n}")).collect();
-    println!("storage:       {}", storage.join(", "));
-    println!(
-        "vocabulary:    {} (tokenizer: {}), tied embeddings: {}",
+    printer.out(format_args!("storage:       {}\n", storage.join(", ")));
+    printer.out(format_args!(
+        "vocabulary:    {} (tokenizer: {}), tied embeddings: {}\n",
         config.vocab_size,
         tokenizer.get_vocab_size(true),
         config.tie_word_embeddings()
-    );
-    println!("eos ids:       {:?}", config.eos_token_ids());
-    println!("chat template: {template}");
+    ));
+    printer.out(format_args!(
+        "eos ids:       {:?}\n",
+        config.eos_token_ids()
+    ));
+    printer.out(format_args!("chat template: {template}\n"));
     if args.load {
-        load_and_measure(&dir, params)?;
+        load_and_measure(&dir, params, printer)?;
     }
     Ok(())
 }
 
 #[cfg(feature = "cpu")]
-fn load_and_measure(dir: &ModelDir, params: u64) -> anyhow::Result<()> {
+fn load_and_measure(dir: &ModelDir, params: u64, printer: &Printer) -> anyhow::Result<()> {
     // The dtype `cdr score` takes by default (`--dtype auto`) for this model on this CPU.
     let dtype = cdr_models::kernels::default_dtype(dir.is_gguf(), true);
     let before = peak_rss_mib().unwrap_or(0.0);
@@ -131,12 +135,12 @@ fn load_and_measure(dir: &ModelDir, params: u64) -> anyhow::Result<()> {
     let secs = start.elapsed().as_secs_f64();
     let loaded = params as f64 * dtype.size() as f64 / 1048576.0;
     let peak = peak_rss_mib().unwrap_or(0.0);
-    println!(
-        "loaded ({dtype}):  {secs:.1} s, weights {loaded:.0} MiB, peak RSS {peak:.0} MiB ({:.2}x the weights; {before:.0} MiB before loading)",
+    printer.out(format_args!(
+        "loaded ({dtype}):  {secs:.1} s, weights {loaded:.0} MiB, peak RSS {peak:.0} MiB ({:.2}x the weights; {before:.0} MiB before loading)\n",
         peak / loaded
-    );
-    println!(
-        "products:      {} (bf16 paths on this CPU: {}; {} forces a lower one)",
+    ));
+    printer.out(format_args!(
+        "products:      {} (bf16 paths on this CPU: {}; {} forces a lower one)\n",
         model.kernel(),
         cdr_models::kernels::bf16::Isa::available()
             .iter()
@@ -144,12 +148,12 @@ fn load_and_measure(dir: &ModelDir, params: u64) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", "),
         cdr_models::kernels::bf16::FORCE_VAR,
-    );
+    ));
     drop(model);
     Ok(())
 }
 
 #[cfg(not(feature = "cpu"))]
-fn load_and_measure(_: &ModelDir, _: u64) -> anyhow::Result<()> {
+fn load_and_measure(_: &ModelDir, _: u64, _: &Printer) -> anyhow::Result<()> {
     anyhow::bail!("--load measures a CPU load; this cdr was built without the `cpu` feature")
 }

@@ -1,18 +1,21 @@
-//! Flags → the library's settings, and the printer that reports a run on stderr.
+//! Flags → the library's settings, resolved once per command.
 
 use std::path::Path;
 
 use anyhow::Context;
 use cdr_core::engine::{
-    Engine, FileSummary, Input, Output, PairSettings, Reporter, Routing, RunSettings, RunStats,
-    ScoringSettings,
+    Engine, Input, Output, PairSettings, Routing, RunSettings, ScoringSettings,
 };
-use cdr_core::{DensityRatio, Limits, Reduction, TokenizerPolicy};
+use cdr_core::{ComputeDtype, Limits, Reduction, SampleOptions, TokenizerPolicy};
 use cdr_data::{Fields, ReadOptions, Shard};
+use cdr_models::Sampling;
 use tracing::warn;
 
-use crate::cli::{CustomizeArgs, IoArgs, ModelArgs, ReductionArg, RunArgs, ScoringArgs};
-use crate::progress::Progress;
+use crate::cli::{
+    ComputeArgs, CustomizeArgs, IoArgs, ModelArgs, ReductionArg, RunArgs, SamplingArgs,
+    ScoringArgs, ShardArgs,
+};
+use crate::printer::Printer;
 
 pub fn read_options(io: &IoArgs) -> ReadOptions {
     ReadOptions {
@@ -49,17 +52,7 @@ pub fn output(io: &IoArgs, path: &Path, shard: Option<Shard>) -> Output {
 /// `--template`, `--dtype`, the limits, `--reduction`, the cache and the compute flags as the
 /// library's scoring settings.
 pub fn scoring_settings(s: &ScoringArgs) -> anyhow::Result<ScoringSettings> {
-    let dtype = if s.compute.dtype.eq_ignore_ascii_case("auto") {
-        None
-    } else {
-        Some(
-            s.compute
-                .dtype
-                .parse()
-                .map_err(anyhow::Error::msg)
-                .context("--dtype")?,
-        )
-    };
+    let dtype = s.compute.dtype.fixed();
     if s.max_prompt_tokens == 0 || s.max_response_tokens == 0 {
         anyhow::bail!("--max-prompt-tokens and --max-response-tokens must be positive");
     }
@@ -135,95 +128,61 @@ pub fn with_hint(e: cdr_core::CoreError) -> anyhow::Error {
     anyhow::anyhow!("{e} ({hint})")
 }
 
-/// The one place a run writes to stderr: its progress bar (or log lines), notices and
-/// summary.
-pub struct Printer {
-    quiet: bool,
-    progress: Option<Progress>,
-    /// Tokens and seconds of the last finished stage, for the summary's rate.
-    last: (usize, f64),
-}
-
-impl Printer {
-    pub fn new(quiet: bool) -> Self {
-        Self {
-            quiet,
-            progress: None,
-            last: (0, 0.0),
-        }
-    }
-
-    /// Tokens and seconds of the last finished stage.
-    pub fn last_stage(&self) -> (usize, f64) {
-        self.last
-    }
-
-    /// The summary of a scoring run.
-    pub fn summary(&self, stats: &RunStats, read_skipped: usize) {
-        let (tokens, secs) = self.last;
-        eprintln!(
-            "cdr: {} rows scored ({} already done), {} truncated responses, {} rows skipped, {:.0} model tokens/s (strong + weak forward passes){}",
-            stats.scored_rows,
-            stats.resumed,
-            stats.truncated_items,
-            stats.failed_rows.len() + read_skipped,
-            tokens as f64 / secs.max(1e-9),
-            peak_rss()
-        );
-        for (id, why) in &stats.failed_rows {
-            eprintln!("  skipped row `{id}`: {why}");
-        }
-    }
-
-    /// [`Self::summary`] of a file run.
-    pub fn file_summary(&self, s: &FileSummary) {
-        self.summary(&s.stats, s.read_skipped);
-    }
-
-    /// Says what the log-prob cache answered, when the run used one.
-    pub fn cache_summary(&self, pair: &DensityRatio) {
-        if let Some((s, w)) = pair.cache_stats() {
-            eprintln!(
-                "cdr: log-prob cache: strong {} cached, {} computed; weak {} cached, {} computed",
-                s.cached, s.computed, w.cached, w.computed
-            );
-        }
+impl ShardArgs {
+    /// This process's shard, if the run is split.
+    pub fn resolve(&self) -> anyhow::Result<Option<Shard>> {
+        let detected = Shard::detect(self.shard.as_deref(), self.shards, |k| {
+            std::env::var(k).ok()
+        })?;
+        Ok(detected.map(|(shard, source)| {
+            tracing::info!(%shard, %source, "running one shard");
+            shard
+        }))
     }
 }
 
-impl Reporter for Printer {
-    fn begin(&mut self, stage: &str, rows: usize) {
-        self.end();
-        self.progress = Some(Progress::new(rows, stage, self.quiet));
+/// The options for sampling from `policy`: each setting from its flag, else from the policy's
+/// generation_config.json (as transformers' `generate` would), else the flag's default.
+pub fn sample_options(
+    s: &SamplingArgs,
+    max_prompt_tokens: usize,
+    policy: &str,
+) -> anyhow::Result<SampleOptions> {
+    let path = cdr_models::resolve_model(policy).context("--policy")?;
+    let defaults = cdr_models::model_sampling_defaults(&cdr_models::ModelDir::new(&path))?;
+    let sampling = Sampling {
+        temperature: s.temperature.or(defaults.temperature).unwrap_or(0.7),
+        top_k: s.top_k.or(defaults.top_k).unwrap_or(0),
+        top_p: s.top_p.or(defaults.top_p).unwrap_or(1.0),
+    };
+    sampling.validate().map_err(anyhow::Error::msg)?;
+    tracing::info!(
+        temperature = sampling.temperature,
+        top_k = sampling.top_k,
+        top_p = sampling.top_p,
+        "sampling"
+    );
+    if s.n == 0 {
+        anyhow::bail!("--n must be at least 1");
     }
-
-    fn tokens(&mut self, n: usize) {
-        if let Some(p) = self.progress.as_mut() {
-            p.tokens(n);
-        }
+    if max_prompt_tokens == 0 {
+        anyhow::bail!("--max-prompt-tokens must be positive");
     }
-
-    fn rows(&mut self, n: usize) {
-        if let Some(p) = self.progress.as_ref() {
-            p.rows(n);
-        }
-    }
-
-    fn end(&mut self) {
-        if let Some(p) = self.progress.take() {
-            p.finish();
-            self.last = (p.total_tokens(), p.elapsed_secs());
-        }
-    }
-
-    fn notice(&mut self, text: &str) {
-        eprintln!("cdr: {text}");
-    }
+    Ok(SampleOptions {
+        n: s.n,
+        max_new_tokens: s.max_new_tokens,
+        sampling,
+        seed: s.sampling_seed,
+        stop_strings: s.stop.clone(),
+        max_prompt_tokens,
+    })
 }
 
-/// `, peak RSS X GiB` where the OS reports it: what a run needed, for sizing machines.
-pub fn peak_rss() -> String {
-    cdr_models::memory::peak_rss_bytes()
-        .map(|b| format!(", peak RSS {:.2} GiB", b as f64 / (1u64 << 30) as f64))
-        .unwrap_or_default()
+/// The compute dtype for the policy model (`--dtype auto` looks at its format; a policy that does
+/// not resolve gets the default for no model, and its load reports the problem).
+pub fn policy_dtype(compute: &ComputeArgs, policy: &str) -> ComputeDtype {
+    match cdr_models::resolve_model(policy) {
+        Ok(path) => compute.dtype_for(&[&path]),
+        Err(_) => compute.dtype_for(&[]),
+    }
 }
