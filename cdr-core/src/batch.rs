@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use cdr_models::logprobs::MIN_SHARED_PREFIX;
+use cdr_models::MIN_SHARED_PREFIX;
 
 /// Groups item indices into batches whose padded size (`items x longest`) stays within
 /// `max_batch_tokens`. Items are taken longest first, so each batch holds similar lengths and

@@ -27,6 +27,7 @@ pub struct LoadOptions {
 /// metadata, quantized weights dequantized on load).
 #[derive(Debug, Clone)]
 pub struct ModelDir {
+    /// The directory, or the GGUF file.
     pub path: PathBuf,
 }
 
@@ -34,12 +35,16 @@ pub struct ModelDir {
 /// its special tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmbeddedTemplate {
+    /// The Jinja source.
     pub source: String,
+    /// The text of the beginning-of-sequence token the template may use.
     pub bos_token: String,
+    /// The text of the end-of-sequence token.
     pub eos_token: String,
 }
 
 impl ModelDir {
+    /// A model at `path`: a Hugging Face directory or a `.gguf` file (nothing is read yet).
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self { path: path.into() }
     }
@@ -53,6 +58,7 @@ impl ModelDir {
                 .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
     }
 
+    /// The model's configuration: `config.json`, or a GGUF file's metadata.
     pub fn config(&self) -> Result<Config> {
         if self.is_gguf() {
             return gguf::config_from_gguf(&gguf::GgufFile::open(&self.path)?);
@@ -60,6 +66,7 @@ impl ModelDir {
         Config::from_file(self.path.join(CONFIG_FILE))
     }
 
+    /// The model's tokenizer: `tokenizer.json`, or built from a GGUF file's metadata.
     pub fn tokenizer(&self) -> Result<Tokenizer> {
         if self.is_gguf() {
             return gguf_tokenizer(&gguf::GgufFile::open(&self.path)?);

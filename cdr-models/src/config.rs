@@ -10,8 +10,11 @@ use crate::error::{ModelError, Result};
 /// switches on what differs (Mistral: a sliding attention window; Qwen2: q/k/v biases).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Architecture {
+    /// Llama 1-3.x.
     Llama,
+    /// Mistral (a sliding attention window).
     Mistral,
+    /// Qwen2 (q/k/v projection biases, windows per layer).
     Qwen2,
 }
 
@@ -30,11 +33,14 @@ impl Architecture {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum TokenIds {
+    /// One id.
     One(u32),
+    /// Several ids (any ends a sequence).
     Many(Vec<u32>),
 }
 
 impl TokenIds {
+    /// The ids as a list.
     pub fn to_vec(&self) -> Vec<u32> {
         match self {
             Self::One(id) => vec![*id],
@@ -48,6 +54,9 @@ impl TokenIds {
 ///
 /// Every key is optional here; [`Config::rope_scaling_kind`] checks which ones a rope type needs.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+// The fields are the keys of transformers' rope configuration, named as there and documented by
+// it (`modeling_rope_utils`); the ones whose handling here needs a word have one.
+#[allow(missing_docs)]
 pub struct RopeParameters {
     #[serde(default)]
     pub rope_type: Option<String>,
@@ -100,7 +109,10 @@ impl RopeParameters {
 
 /// The rope variant after validation, with transformers' defaults filled in.
 #[derive(Debug, Clone, PartialEq)]
+// Variant fields carry the [`RopeParameters`] key of the same name, defaults filled in.
+#[allow(missing_docs)]
 pub enum RopeScaling {
+    /// The plain rotary embedding.
     None,
     /// Position interpolation: every frequency divided by `factor`.
     Linear {
@@ -153,26 +165,40 @@ impl RopeScaling {
 /// Field names and defaults follow transformers, so any config it writes deserializes as is.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Config {
+    /// `llama`, `mistral` or `qwen2`.
     pub model_type: String,
+    /// Tokens in the vocabulary (rows of the embedding).
     pub vocab_size: usize,
+    /// Width of the residual stream.
     pub hidden_size: usize,
+    /// Width of the MLP's hidden layer.
     pub intermediate_size: usize,
+    /// Decoder layers.
     pub num_hidden_layers: usize,
+    /// Query heads per layer.
     pub num_attention_heads: usize,
+    /// Key/value heads (grouped-query attention); `None`: as many as query heads.
     #[serde(default)]
     pub num_key_value_heads: Option<usize>,
+    /// Width of a head; `None`: `hidden_size / num_attention_heads`.
     #[serde(default)]
     pub head_dim: Option<usize>,
+    /// RMSNorm epsilon; `None`: 1e-6.
     #[serde(default)]
     pub rms_norm_eps: Option<f64>,
+    /// Rotary base frequency (older configs); see [`Config::rope_theta`].
     #[serde(default)]
     pub rope_theta: Option<f64>,
+    /// Rotary parameters in transformers' newer nested form.
     #[serde(default)]
     pub rope_parameters: Option<RopeParameters>,
+    /// Rotary scaling (linear, dynamic, yarn, longrope, llama3) in the older form.
     #[serde(default)]
     pub rope_scaling: Option<RopeParameters>,
+    /// The context the model was trained for (some rope scalings depend on it).
     #[serde(default)]
     pub max_position_embeddings: Option<usize>,
+    /// Whether the vocabulary projection reuses the embedding; see [`Config::tie_word_embeddings`].
     #[serde(default)]
     pub tie_word_embeddings: Option<bool>,
     /// `None`: key absent; `Some(None)`: explicitly null. The difference matters for Mistral, whose
@@ -188,21 +214,28 @@ pub struct Config {
     /// Qwen2 configs without `layer_types`: layers from this index on slide (default 28).
     #[serde(default)]
     pub max_window_layers: Option<usize>,
+    /// The MLP activation; only `silu` (`swish`) is supported.
     #[serde(default)]
     pub hidden_act: Option<String>,
+    /// Whether the attention projections have biases (Qwen2's q/k/v have them regardless).
     #[serde(default)]
     pub attention_bias: Option<bool>,
+    /// Whether the MLP projections have biases.
     #[serde(default)]
     pub mlp_bias: Option<bool>,
+    /// The beginning-of-sequence token id.
     #[serde(default)]
     pub bos_token_id: Option<u32>,
+    /// The end-of-sequence token id or ids; see [`Config::eos_token_ids`].
     #[serde(default)]
     pub eos_token_id: Option<TokenIds>,
+    /// The padding token id.
     #[serde(default)]
     pub pad_token_id: Option<u32>,
     /// transformers < 4.56 writes `torch_dtype`, later versions `dtype`.
     #[serde(default)]
     pub torch_dtype: Option<String>,
+    /// The checkpoint's storage dtype as the config states it (`dtype` or `torch_dtype`).
     #[serde(default)]
     pub dtype: Option<String>,
 }
@@ -300,6 +333,7 @@ impl Config {
         Ok(())
     }
 
+    /// Which of the supported families the config describes.
     pub fn architecture(&self) -> Architecture {
         Architecture::from_model_type(&self.model_type).unwrap_or(Architecture::Llama)
     }
@@ -316,19 +350,23 @@ impl Config {
         embed + head + self.num_hidden_layers as u64 * (attention + mlp + 2 * h) + h
     }
 
+    /// Key/value heads, defaulting to the query heads.
     pub fn num_kv_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
     }
 
+    /// Width of a head, from `head_dim` or the hidden size.
     pub fn head_dim(&self) -> usize {
         self.head_dim
             .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
     }
 
+    /// RMSNorm epsilon, with transformers' default.
     pub fn rms_norm_eps(&self) -> f64 {
         self.rms_norm_eps.unwrap_or(1e-6)
     }
 
+    /// Whether the vocabulary projection reuses the embedding (default false).
     pub fn tie_word_embeddings(&self) -> bool {
         self.tie_word_embeddings.unwrap_or(false)
     }
@@ -388,10 +426,12 @@ impl Config {
         self.architecture() != Architecture::Qwen2 && self.attention_bias.unwrap_or(false)
     }
 
+    /// Whether the MLP projections have biases (default false).
     pub fn mlp_bias(&self) -> bool {
         self.mlp_bias.unwrap_or(false)
     }
 
+    /// Every end-of-sequence id the config names (none when it names none).
     pub fn eos_token_ids(&self) -> Vec<u32> {
         self.eos_token_id
             .as_ref()
@@ -418,6 +458,7 @@ impl Config {
         params
     }
 
+    /// The rotary base frequency from whichever form the config uses (default 10000).
     pub fn rope_theta(&self) -> f64 {
         self.rope().rope_theta.unwrap_or(10_000.0)
     }

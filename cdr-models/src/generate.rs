@@ -24,7 +24,9 @@ use crate::tokenizer::Tokenizer;
 /// What to generate and when to stop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenerateOptions {
+    /// Most tokens generated per response.
     pub max_new_tokens: usize,
+    /// How each token is drawn.
     pub sampling: Sampling,
     /// Token ids that end a sample (kept as its last id, left out of its text).
     pub stop_ids: Vec<u32>,
@@ -60,6 +62,7 @@ pub enum FinishReason {
 pub struct Generation {
     /// The new token ids, including the stop id that ended the sample, if one did.
     pub ids: Vec<u32>,
+    /// Why the response ended.
     pub finish: FinishReason,
     /// The decoded response (special tokens skipped, the stop id and any stop string left out);
     /// `None` without a tokenizer.
@@ -99,8 +102,11 @@ fn read_generation_config(path: &Path) -> Result<serde_json::Value> {
 /// absent, and all `None` for GGUF files and directories without the file.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct SamplingDefaults {
+    /// `temperature`, if the file sets it.
     pub temperature: Option<f32>,
+    /// `top_p`, if the file sets it.
     pub top_p: Option<f32>,
+    /// `top_k`, if the file sets it.
     pub top_k: Option<usize>,
 }
 
@@ -189,6 +195,7 @@ impl<'a, B: Backend> Generator<'a, B> {
         self
     }
 
+    /// The options this generator was set up with.
     pub fn options(&self) -> &GenerateOptions {
         &self.options
     }

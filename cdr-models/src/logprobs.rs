@@ -16,7 +16,9 @@ const LOGIT_BUDGET: usize = 16 << 20;
 /// `log p(ids[t] | ids[..t])` for `t in start..ids.len()`.
 #[derive(Debug, Clone, Copy)]
 pub struct ScoreSpan<'a> {
+    /// The token ids of the whole sequence.
     pub ids: &'a [u32],
+    /// The first position whose log-probability is wanted (at least 1).
     pub start: usize,
 }
 

@@ -79,10 +79,12 @@ impl Model {
         self.device
     }
 
+    /// The model's configuration.
     pub fn config(&self) -> &Config {
         on_backend!(Inner, &self.inner, m => m.config())
     }
 
+    /// The dtype the weights compute in.
     pub fn dtype(&self) -> ComputeDtype {
         on_backend!(Inner, &self.inner, m => m.dtype())
     }
@@ -166,6 +168,7 @@ impl<'a> ModelGenerator<'a> {
         Self { inner }
     }
 
+    /// The options this generator was set up with.
     pub fn options(&self) -> &GenerateOptions {
         on_generator!(&self.inner, g => g.options())
     }

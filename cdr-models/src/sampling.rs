@@ -16,8 +16,11 @@ use crate::error::{ModelError, Result};
 /// from what is left, renormalized.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Sampling {
+    /// Divides the logits; 0 is greedy decoding.
     pub temperature: f32,
+    /// Draw from the `top_k` most likely tokens only (0: all).
     pub top_k: usize,
+    /// Draw from the smallest set of tokens holding this much probability (1: all).
     pub top_p: f32,
 }
 
@@ -28,6 +31,7 @@ impl Default for Sampling {
 }
 
 impl Sampling {
+    /// Always the most likely token.
     pub fn greedy() -> Self {
         Self {
             temperature: 0.0,
@@ -53,6 +57,7 @@ impl Sampling {
         Ok(())
     }
 
+    /// Whether this draws the most likely token (temperature 0).
     pub fn is_greedy(&self) -> bool {
         self.temperature == 0.0
     }

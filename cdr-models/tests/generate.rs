@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use cdr_models::sampling::candidates;
+use cdr_models::candidates;
 use cdr_models::{
     FinishReason, GenerateOptions, Generator, LlamaForCausalLm, ModelDir, Sampling, backend::Cpu,
     model_stop_ids,

@@ -491,7 +491,7 @@ fn broken_checkpoints_give_named_errors() {
     let config = config_from_gguf(&GgufFile::open(&path).unwrap()).unwrap();
     assert_eq!(
         config.rope_scaling_kind(),
-        Ok(cdr_models::config::RopeScaling::Linear { factor: 4.0 })
+        Ok(cdr_models::RopeScaling::Linear { factor: 4.0 })
     );
 }
 

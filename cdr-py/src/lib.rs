@@ -3,9 +3,10 @@
 //! log-probs. The Python side (`python/cdr`) adds the TRL, OpenRLHF and verl adapters.
 //!
 //! Files: [`pair`] holds every call into cdr-core, [`records`] the per-row output records
-//! (today still cdr-cli's), [`density_ratio`] and [`logprobs`] the Python-facing calls,
+//! (the library engine's, one enum for both row shapes), [`density_ratio`] and [`logprobs`] the Python-facing calls,
 //! [`convert`] rows between Python and JSON, [`error`] the exceptions.
 
+#![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod convert;
