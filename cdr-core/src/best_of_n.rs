@@ -9,7 +9,10 @@ pub enum PairStrategy {
     /// The lowest-reward response (the paper's setting).
     BestWorst,
     /// A uniformly drawn response among those scoring below the best, from `seed` and the row id.
-    BestRandom { seed: u64 },
+    BestRandom {
+        /// Seeds the draw (with the row id).
+        seed: u64,
+    },
 }
 
 /// Why no pair came out of a row.
@@ -27,7 +30,9 @@ pub enum NoPair {
 /// Indices of the chosen and rejected response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Selection {
+    /// Index of the chosen (best) response.
     pub chosen: usize,
+    /// Index of the rejected response.
     pub rejected: usize,
 }
 

@@ -68,18 +68,24 @@ pub struct ModelId(pub String);
 /// What one table of the cache holds: one model's log-probs under one rendering of the texts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheKey {
+    /// The model's fingerprint.
     pub model: ModelId,
+    /// The compute dtype (log-probs differ slightly between dtypes).
     pub dtype: String,
     /// Fingerprint of the template source and its BOS/EOS strings (not its name: a model's own
     /// template is named after the path it was read from).
     pub template: String,
     /// Fingerprint of the customization config, `none` without one.
     pub customization: String,
+    /// The prompt token limit texts were cut to.
     pub max_prompt_tokens: usize,
+    /// The response token limit texts were cut to.
     pub max_response_tokens: usize,
 }
 
 impl CacheKey {
+    /// The key of `model`'s log-probs computed in `dtype` on texts rendered with `template` and
+    /// `customization`, cut to `limits`.
     pub fn new(
         model: &ModelId,
         dtype: ComputeDtype,
@@ -159,6 +165,7 @@ impl LogprobCache {
         Ok(Self { dir })
     }
 
+    /// The cache's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -347,6 +354,7 @@ impl CacheTable {
         })
     }
 
+    /// The file the table lives in.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -356,10 +364,12 @@ impl CacheTable {
         self.dropped
     }
 
+    /// Entries in the table.
     pub fn len(&self) -> usize {
         self.entries.lock().map_or(0, |e| e.len())
     }
 
+    /// Whether the table holds no entry.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -9,7 +9,9 @@ use crate::error::{CoreError, Result};
 /// Token limits; METHOD.md: keep the LAST prompt tokens and the FIRST response tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
+    /// Longer prompts keep their last this many tokens.
     pub max_prompt_tokens: usize,
+    /// Longer responses keep their first this many tokens.
     pub max_response_tokens: usize,
 }
 
@@ -25,20 +27,25 @@ impl Default for Limits {
 /// A token sequence ready to score: `ids[response_start..]` are the response tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {
+    /// Prompt then response token ids.
     pub ids: Vec<u32>,
+    /// Where the response starts in `ids`.
     pub response_start: usize,
     /// Prompt tokens before truncation.
     pub full_prompt_tokens: usize,
     /// Response tokens before truncation.
     pub full_response_tokens: usize,
+    /// Whether the prompt or the response was cut to the limits.
     pub truncated: bool,
 }
 
 impl Encoded {
+    /// Response tokens scored.
     pub fn n_response_tokens(&self) -> usize {
         self.ids.len() - self.response_start
     }
 
+    /// Prompt tokens kept.
     pub fn n_prompt_tokens(&self) -> usize {
         self.response_start
     }

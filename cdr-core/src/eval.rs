@@ -11,18 +11,23 @@ pub fn prefers_chosen(chosen: f64, rejected: f64) -> bool {
     chosen > rejected
 }
 
+/// Correct decisions out of a total.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Tally {
+    /// Rows where the chosen response got the higher reward.
     pub correct: usize,
+    /// Rows counted.
     pub total: usize,
 }
 
 impl Tally {
+    /// Counts one row.
     pub fn add(&mut self, correct: bool) {
         self.total += 1;
         self.correct += usize::from(correct);
     }
 
+    /// `correct / total` (0 for no rows).
     pub fn accuracy(&self) -> f64 {
         if self.total == 0 {
             0.0
@@ -35,12 +40,16 @@ impl Tally {
 /// Accuracy overall and per group (subset, domain).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Accuracy {
+    /// Every row.
     pub overall: Tally,
+    /// Rows by `subset`.
     pub by_subset: BTreeMap<String, Tally>,
+    /// Rows by domain.
     pub by_domain: BTreeMap<String, Tally>,
 }
 
 impl Accuracy {
+    /// Counts one row under its subset and domain.
     pub fn add(&mut self, subset: Option<&str>, domain: Option<&str>, correct: bool) {
         self.overall.add(correct);
         if let Some(s) = subset {

@@ -19,7 +19,9 @@ use crate::scorer::{ModelScorer, model_template};
 pub struct SampleOptions {
     /// Responses per prompt.
     pub n: usize,
+    /// Most tokens generated per response.
     pub max_new_tokens: usize,
+    /// How each token is drawn.
     pub sampling: Sampling,
     /// With the prompt's id, picks each sample's random stream: a prompt gets the same samples
     /// whenever (and in whatever order) it is generated.
@@ -55,8 +57,11 @@ pub fn sample_seed(seed: u64, id: &str, index: usize) -> u64 {
 /// A model that writes responses: its tokenizer, the chat template prompts are rendered with, and
 /// the token ids that end a response.
 pub struct Policy {
+    /// The model.
     pub model: Model,
+    /// Its tokenizer.
     pub tokenizer: Tokenizer,
+    /// The chat template prompts are rendered with.
     pub template: ChatTemplate,
     stop_ids: Vec<u32>,
 }

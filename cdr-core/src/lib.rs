@@ -1,21 +1,24 @@
 #![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 #![forbid(unsafe_code)]
 // Data and file contents are untrusted: a bad row or checkpoint must be an error, not a panic.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+// Length-grouped batch planning; public for cdr's benchmarks only.
+#[doc(hidden)]
 pub mod batch;
 pub mod best_of_n;
 pub mod cache;
 pub mod encode;
 pub mod engine;
-pub mod error;
+mod error;
 pub mod eval;
-pub mod generation;
-pub mod llm_router;
+mod generation;
+mod llm_router;
 pub mod pairs;
 pub mod reward;
 pub mod rewardbench;
-pub mod router;
-pub mod scorer;
+mod router;
+mod scorer;
 
 pub use cache::{CacheKey, CacheTable, LogprobCache, ModelId};
 pub use cdr_data::Message;

@@ -18,8 +18,11 @@ use crate::scorer::ItemScore;
 /// A pair that cannot be evaluated, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SkippedPair {
+    /// The strong model's index.
     pub strong: usize,
+    /// The weak model's index.
     pub weak: usize,
+    /// Why the pair cannot be evaluated.
     pub reason: String,
 }
 
@@ -28,6 +31,7 @@ pub struct SkippedPair {
 pub struct PairPlan {
     /// Ordered `(strong, weak)` model indices whose tokenizers agree on every text.
     pub pairs: Vec<(usize, usize)>,
+    /// Pairs that cannot be evaluated.
     pub skipped: Vec<SkippedPair>,
     /// `(model, template)` scoring passes the pairs need, each once.
     pub passes: BTreeSet<(usize, usize)>,
@@ -84,8 +88,11 @@ pub fn pair_scores(
 /// One evaluated pair.
 #[derive(Debug, Clone, Serialize)]
 pub struct PairAccuracy {
+    /// The strong model's index.
     pub strong: usize,
+    /// The weak model's index.
     pub weak: usize,
+    /// Accuracy overall, per subset and per domain.
     pub accuracy: Accuracy,
     /// Mean of `r(chosen) − r(rejected)` over the rows.
     pub mean_margin: f64,

@@ -59,8 +59,10 @@ pub fn section_of(subset: &str) -> Option<&'static str> {
         .map(|(name, _)| *name)
 }
 
+/// One RewardBench section's score.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SectionScore {
+    /// `Chat`, `Chat Hard`, `Safety` or `Reasoning`.
     pub section: String,
     /// Weighted accuracy in percent over the subsets present.
     pub score: f64,
@@ -70,8 +72,10 @@ pub struct SectionScore {
     pub missing: Vec<String>,
 }
 
+/// RewardBench's section scores.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RewardBenchScores {
+    /// The sections with data.
     pub sections: Vec<SectionScore>,
     /// Unweighted mean of the four sections, only when every section has data.
     pub score: Option<f64>,

@@ -20,6 +20,7 @@ pub struct LikelihoodRouter {
 }
 
 impl LikelihoodRouter {
+    /// A router on `scorer`'s model, rendering the classification prompt with `template`.
     pub fn new(
         scorer: ModelScorer,
         template: ChatTemplate,

@@ -32,11 +32,15 @@ pub enum TokenizerPolicy {
 /// Options for a scoring run.
 #[derive(Debug, Clone)]
 pub struct ScoreOptions {
+    /// Sum or mean of the per-token log-prob differences.
     pub reduction: Reduction,
+    /// Prompt and response token limits.
     pub limits: Limits,
     /// Upper bound on `batch x padded length` per forward pass.
     pub max_batch_tokens: usize,
+    /// The compute dtype.
     pub dtype: ComputeDtype,
+    /// Whether the two models must tokenize every text identically.
     pub tokenizer_policy: TokenizerPolicy,
     /// A built-in template name or a Jinja file; `None` uses the strong model's own template.
     pub template: Option<String>,
@@ -65,6 +69,7 @@ impl Default for ScoreOptions {
 pub struct Item {
     /// The conversation before the response.
     pub messages: Vec<Message>,
+    /// The response to score.
     pub response: String,
     /// The row the item belongs to; picks the customization exemplar (same for all its items).
     #[serde(default)]
@@ -75,6 +80,7 @@ pub struct Item {
 }
 
 impl Item {
+    /// `response` after the conversation `messages`.
     pub fn new(messages: Vec<Message>, response: impl Into<String>) -> Self {
         Self {
             messages,
@@ -95,6 +101,7 @@ impl Item {
 /// An item rendered and tokenized for both models.
 #[derive(Debug, Clone)]
 pub struct Prepared {
+    /// The strong model's tokens.
     pub strong: Encoded,
     /// `None` when the weak model scores the same ids as the strong one.
     pub weak: Option<Encoded>,
@@ -112,6 +119,7 @@ impl Prepared {
         self.strong.ids.len().max(self.weak().ids.len())
     }
 
+    /// Whether the sequences have no tokens.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -126,8 +134,11 @@ pub struct ItemScore {
     pub strong_logprob: f64,
     /// Sum of the weak model's response-token log-probs.
     pub weak_logprob: f64,
+    /// Response tokens scored.
     pub n_response_tokens: usize,
+    /// Prompt tokens kept.
     pub n_prompt_tokens: usize,
+    /// Whether the prompt or the response was cut to the limits.
     pub truncated: bool,
 }
 
@@ -164,11 +175,14 @@ pub struct TextLogprobs {
 /// How many texts a scoring pass found in the cache and how many it computed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PassStats {
+    /// Texts answered by the cache.
     pub cached: usize,
+    /// Texts computed.
     pub computed: usize,
 }
 
 impl PassStats {
+    /// Adds another pass's counts.
     pub fn add(&mut self, other: PassStats) {
         self.cached += other.cached;
         self.computed += other.computed;
@@ -178,6 +192,7 @@ impl PassStats {
 /// An encoded text with its cache key.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyedText<'a> {
+    /// Its tokens.
     pub encoded: &'a Encoded,
     /// [`text_key`] of the rendered text.
     pub text: &'a str,
@@ -189,6 +204,7 @@ pub struct KeyedText<'a> {
 /// never reads them (for a 7B model, tens of seconds and gigabytes saved). They can be dropped
 /// again ([`Self::release_weights`]) and reload when next needed.
 pub struct ModelScorer {
+    /// The model's tokenizer.
     pub tokenizer: Tokenizer,
     // Boxed: the config is large and scorers are moved around by value.
     config: Box<Config>,
@@ -493,6 +509,7 @@ impl DensityRatio {
         cache.stats.lock().ok().map(|s| *s)
     }
 
+    /// The customization, if any.
     pub fn customization(&self) -> Option<&Customization> {
         self.customization.as_ref()
     }
@@ -502,10 +519,12 @@ impl DensityRatio {
         &self.strong
     }
 
+    /// The scoring options.
     pub fn options(&self) -> &ScoreOptions {
         &self.options
     }
 
+    /// The chat template texts are rendered with.
     pub fn template(&self) -> &ChatTemplate {
         &self.template
     }

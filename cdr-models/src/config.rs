@@ -115,9 +115,7 @@ pub enum RopeScaling {
     /// The plain rotary embedding.
     None,
     /// Position interpolation: every frequency divided by `factor`.
-    Linear {
-        factor: f64,
-    },
+    Linear { factor: f64 },
     /// Llama 3.1: low frequencies divided by `factor`, high ones kept, a smooth ramp between.
     Llama3 {
         factor: f64,

@@ -59,6 +59,6 @@ pub use generate::Generator;
 #[doc(hidden)]
 pub use llama::LlamaForCausalLm;
 #[doc(hidden)]
-pub use weights::{WeightSource, Weights};
-#[doc(hidden)]
 pub use sampling::candidates;
+#[doc(hidden)]
+pub use weights::{WeightSource, Weights};

@@ -24,11 +24,15 @@ pub struct GenerateSettings {
     pub policy: String,
     /// The policy's chat template (built-in name or Jinja file); `None` uses its own.
     pub template: Option<String>,
+    /// How many responses per prompt, and how they are drawn.
     pub sample: SampleOptions,
+    /// Where the policy runs.
     pub device: Device,
+    /// The policy's compute dtype.
     pub dtype: ComputeDtype,
     /// Sequences decoded together (prompts × responses per prompt).
     pub batch_rows: usize,
+    /// Report and leave out prompts that cannot be generated from instead of stopping.
     pub skip_invalid: bool,
 }
 
@@ -71,6 +75,7 @@ pub struct GenerateSummary {
     pub resumed: usize,
     /// Prompts generated and written.
     pub rows: usize,
+    /// Responses written.
     pub responses: usize,
     /// Samples left out because their text was empty.
     pub empty: usize,

@@ -19,11 +19,14 @@ use super::run::{Engine, Pass, RunStats};
 /// A dataset file and how to read it.
 #[derive(Debug, Clone)]
 pub struct Input {
+    /// The file: `.jsonl`, `.json` or `.parquet`.
     pub path: PathBuf,
+    /// Field names and whether bad rows are skipped while reading.
     pub read: ReadOptions,
 }
 
 impl Input {
+    /// A file read with the default field names.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
@@ -43,10 +46,12 @@ pub struct Output {
     pub path: PathBuf,
     /// Start over instead of resuming from what the file holds.
     pub fresh: bool,
+    /// The shard this process writes; `None` for an unsplit run.
     pub shard: Option<Shard>,
 }
 
 impl Output {
+    /// A file written in full, resuming what it already holds.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
@@ -107,6 +112,7 @@ impl Output {
 /// What a file run did.
 #[derive(Debug, Clone, Default)]
 pub struct FileSummary {
+    /// The scoring run's statistics.
     pub stats: RunStats,
     /// Rows skipped while reading (malformed, under `skip_invalid`).
     pub read_skipped: usize,
@@ -249,7 +255,9 @@ pub fn eval_file(
 /// What an annotate run did: the file run's summary and the rows that gave no pair, by reason.
 #[derive(Debug, Clone, Default)]
 pub struct AnnotateSummary {
+    /// The file run's summary.
     pub file: FileSummary,
+    /// Rows that gave no pair, counted by reason (`TooFew`, `AllTied`, `IdenticalTexts`).
     pub no_pair: std::collections::BTreeMap<String, usize>,
 }
 

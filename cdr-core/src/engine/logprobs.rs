@@ -23,9 +23,11 @@ pub struct LogprobsSettings {
     pub model: String,
     /// Its `cache` is where the log-probs go (and come from).
     pub scoring: ScoringSettings,
+    /// Customization and the router.
     pub routing: Routing,
     /// Rows per batch plan (as a pair's run, so the same rows share batches).
     pub chunk_rows: usize,
+    /// Report and leave out rows that cannot be scored instead of stopping.
     pub skip_invalid: bool,
     /// Write each response's per-token log-probs.
     pub per_token: bool,
@@ -36,14 +38,21 @@ pub struct LogprobsSettings {
 /// One response's log-probs under the model.
 #[derive(Debug, Clone, Serialize)]
 pub struct ResponseLogprobs<'a> {
+    /// Sum of the response tokens' log-probs.
     pub logprob: f64,
+    /// Response tokens scored.
     pub n_response_tokens: usize,
+    /// Prompt tokens kept.
     pub n_prompt_tokens: usize,
+    /// Whether the prompt or response was cut to the limits.
     pub truncated: bool,
+    /// Each response token's log-prob, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_logprobs: Option<Vec<f32>>,
+    /// The prompt's token ids, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt_ids: Option<&'a [u32]>,
+    /// The response's token ids, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_ids: Option<&'a [u32]>,
 }
@@ -52,11 +61,15 @@ pub struct ResponseLogprobs<'a> {
 /// pairwise rows).
 #[derive(Debug, Clone, Serialize)]
 pub struct RowLogprobs<'a> {
+    /// The row's id.
     pub id: &'a str,
+    /// The row's subset, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subset: Option<&'a str>,
+    /// The routed domain when customizing, else the row's own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<&'a str>,
+    /// One entry per response.
     pub responses: Vec<ResponseLogprobs<'a>>,
 }
 
@@ -67,6 +80,7 @@ pub struct LogprobsSummary {
     pub texts: usize,
     /// Rows whose texts were scored.
     pub rows: usize,
+    /// How many texts came from the cache and how many were computed.
     pub stats: PassStats,
     /// Rows left out under `skip_invalid`: id and why.
     pub failed: Vec<(String, String)>,

@@ -35,10 +35,13 @@ pub struct Texts {
 
 /// What every text goes through before a model scores it.
 pub struct Rendering<'a> {
+    /// The chat templates texts are rendered with.
     pub templates: &'a [ChatTemplate],
+    /// The tokenizers of the models that score them.
     pub tokenizers: &'a [&'a Tokenizer],
     /// `None` without customization.
     pub routed: Option<&'a Routed>,
+    /// Prompt and response token limits.
     pub limits: Limits,
 }
 
@@ -136,11 +139,14 @@ impl Rendering<'_> {
 
 /// How one pass runs.
 pub struct PassOptions<'a> {
+    /// The model's cache table, if any.
     pub table: Option<&'a CacheTable>,
+    /// Keep each token's log-prob, not just the sums.
     pub per_token: bool,
     /// Rows per batch plan, as in [`super::Engine::score`]: the same rows meet in the same
     /// batches, so a pass computes what the pair scoring computes.
     pub chunk_rows: usize,
+    /// Most tokens (batch x padded length) in one forward pass.
     pub max_batch_tokens: usize,
 }
 

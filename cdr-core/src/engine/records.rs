@@ -12,18 +12,25 @@ use crate::scorer::ItemScore;
 /// A scored pairwise row.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PairScore {
+    /// The row's id.
     pub id: String,
+    /// The row's subset, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subset: Option<String>,
+    /// The routed domain when customizing, else the row's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
+    /// The reward of the chosen response.
     pub reward_chosen: f64,
+    /// The reward of the rejected response.
     pub reward_rejected: f64,
     /// `reward_chosen - reward_rejected`.
     pub margin: f64,
     /// `reward_chosen > reward_rejected`, strictly.
     pub correct: bool,
+    /// The chosen response's score and log-prob sums.
     pub chosen: ItemScore,
+    /// The rejected response's score and log-prob sums.
     pub rejected: ItemScore,
 }
 
@@ -59,17 +66,22 @@ pub fn tally(scored: &[PairScore]) -> (Accuracy, usize) {
 /// A scored best-of-N (or single-response) row.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ResponsesScore {
+    /// The row's id.
     pub id: String,
+    /// The row's subset, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subset: Option<String>,
+    /// The routed domain when customizing, else the row's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
     /// One reward per response, in input order.
     pub rewards: Vec<f64>,
+    /// Each response's score and log-prob sums, in input order.
     pub scores: Vec<ItemScore>,
 }
 
 impl ResponsesScore {
+    /// A best-of-N row's record from its responses' scores.
     pub fn new(r: &BestOfNRow, s: &[ItemScore], domain: Option<String>) -> Self {
         Self {
             id: r.id.clone(),
@@ -113,16 +125,27 @@ pub fn preference_pair(
 /// scores when the subsets are RewardBench's.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
+    /// The rows' origin (a file path).
     pub input: String,
+    /// The strong model as given.
     pub strong: String,
+    /// The weak model as given.
     pub weak: String,
+    /// The chat template's name.
     pub template: String,
+    /// `sum` or `mean`.
     pub reduction: String,
+    /// Rows evaluated.
     pub rows: usize,
+    /// Overall accuracy in `[0, 1]`.
     pub accuracy: f64,
+    /// Responses cut to the token limits.
     pub truncated_responses: usize,
+    /// Rows left out (while reading and while scoring).
     pub skipped_rows: usize,
+    /// Accuracy overall, per subset and per domain.
     pub results: Accuracy,
+    /// RewardBench's section scores, when the subsets are RewardBench's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rewardbench: Option<RewardBenchScores>,
 }

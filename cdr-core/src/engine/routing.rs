@@ -20,15 +20,21 @@ use super::settings::{RouterKind, Routing, resolve};
 /// What routing needs of a row.
 #[derive(Debug, Clone, Copy)]
 pub struct RowInfo<'a> {
+    /// The row's id.
     pub id: &'a str,
+    /// The conversation before the response.
     pub prompt: &'a [Message],
+    /// The row's `domain` field, if any.
     pub domain: Option<&'a str>,
+    /// The row's `subset` field, if any.
     pub subset: Option<&'a str>,
 }
 
 /// The customization of a run and the domain each row was routed to (by row id).
 pub struct Routed {
+    /// The customization config.
     pub customization: Customization,
+    /// Each row's domain, by row id.
     pub domains: HashMap<String, String>,
 }
 
@@ -75,15 +81,20 @@ pub fn customization(routing: &Routing) -> Result<Option<Customization>> {
 /// A loaded router model.
 pub enum Router {
     // Boxed: both hold a model and a tokenizer, and differ in size.
+    /// Scores each domain name as the answer.
     Likelihood(Box<LikelihoodRouter>),
+    /// Generates an answer and parses the domain from it.
     Llm(Box<LlmRouter>),
 }
 
 /// How a router model computes.
 #[derive(Debug, Clone, Copy)]
 pub struct RouterCompute<'a> {
+    /// Where the router model runs.
     pub device: &'a Device,
+    /// Its compute dtype.
     pub dtype: ComputeDtype,
+    /// Most tokens in one forward pass.
     pub max_batch_tokens: usize,
     /// A template for a router model given by path; `None` uses its own.
     pub template: Option<&'a str>,

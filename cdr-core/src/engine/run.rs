@@ -18,6 +18,7 @@ use super::settings::{RunSettings, resolve};
 
 /// A row of any input shape, as the scoring loop sees it.
 pub trait ScoredRow {
+    /// What routing needs of the row.
     fn info(&self) -> RowInfo<'_>;
     /// The responses to score, each in the row's conversation.
     fn items(&self) -> Vec<Item>;
@@ -80,7 +81,9 @@ impl ScoredRow for Row {
 pub struct RunStats {
     /// Rows left alone because the output already held them.
     pub resumed: usize,
+    /// Rows scored by this run.
     pub scored_rows: usize,
+    /// Responses cut to the token limits.
     pub truncated_items: usize,
     /// Rows left out under `skip_invalid`: id and why.
     pub failed_rows: Vec<(String, String)>,
@@ -162,6 +165,7 @@ impl Engine {
         &self.pair
     }
 
+    /// The settings the engine was loaded with.
     pub fn settings(&self) -> &RunSettings {
         &self.settings
     }

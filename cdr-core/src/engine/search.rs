@@ -29,59 +29,89 @@ use super::settings::{RouterKind, Routing, ScoringSettings, resolve};
 pub struct SearchSettings {
     /// Two or more model directories, GGUF files or hub ids.
     pub models: Vec<String>,
+    /// How the models compute; `cache` keeps each pass for later searches.
     pub scoring: ScoringSettings,
     /// Routing needs a router model here (there is no one strong model).
     pub routing: Routing,
+    /// Rows per batch plan.
     pub chunk_rows: usize,
+    /// Report and leave out rows that cannot be scored instead of stopping.
     pub skip_invalid: bool,
 }
 
+/// A model of the search.
 #[derive(Debug, Serialize)]
 pub struct ModelEntry {
+    /// Its short name in the report.
     pub name: String,
+    /// Its path.
     pub path: String,
     /// The chat template the model renders with when it is the strong one.
     pub template: String,
 }
 
+/// One scoring pass: a model under a template.
 #[derive(Debug, Serialize)]
 pub struct PassEntry {
+    /// The model's short name.
     pub model: String,
+    /// The template's short name.
     pub template: String,
+    /// Texts from the cache and texts computed.
     #[serde(flatten)]
     pub stats: PassStats,
 }
 
+/// One evaluated pair.
 #[derive(Debug, Serialize)]
 pub struct PairEntry {
+    /// 1 for the best pair.
     pub rank: usize,
+    /// The strong model's short name.
     pub strong: String,
+    /// The weak model's short name.
     pub weak: String,
+    /// Overall accuracy in `[0, 1]`.
     pub accuracy: f64,
+    /// Rows evaluated.
     pub rows: usize,
+    /// Mean of `r(chosen) - r(rejected)`.
     pub mean_margin: f64,
+    /// Responses cut to the token limits.
     pub truncated_responses: usize,
+    /// Accuracy overall, per subset and per domain.
     pub results: Accuracy,
 }
 
+/// A pair that was not evaluated.
 #[derive(Debug, Serialize)]
 pub struct SkippedEntry {
+    /// The strong model's short name.
     pub strong: String,
+    /// The weak model's short name.
     pub weak: String,
+    /// Why (the tokenizers disagree on a text, ...).
     pub reason: String,
 }
 
+/// The result of a pair search, as `cdr pairs --report` writes it.
 #[derive(Debug, Serialize)]
 pub struct PairsReport {
+    /// The rows' origin (a file path).
     pub input: String,
+    /// `sum` or `mean`.
     pub reduction: String,
+    /// Rows evaluated.
     pub rows: usize,
+    /// Rows left out (while reading and while scoring).
     pub skipped_rows: usize,
+    /// The models, in the order given.
     pub models: Vec<ModelEntry>,
     /// The scoring passes run (or answered by the cache), one per model and template needed.
     pub passes: Vec<PassEntry>,
     /// Best first.
     pub pairs: Vec<PairEntry>,
+    /// Pairs that were not evaluated.
     pub skipped: Vec<SkippedEntry>,
 }
 
@@ -89,7 +119,9 @@ pub struct PairsReport {
 /// scored rows of the best pair.
 #[derive(Debug)]
 pub struct Search {
+    /// The report.
     pub report: PairsReport,
+    /// The models' short names, in the order given.
     pub names: Vec<String>,
     /// The best pair's per-row records, if any pair was evaluated.
     pub best: Option<Vec<PairScore>>,

@@ -46,6 +46,7 @@ pub struct Routing {
     /// A preset (`none`, `criteria`, `exemplars`, `both`, `paper`) or a TOML file; `None` scores
     /// the plain prompt.
     pub customize: Option<String>,
+    /// How domains are chosen.
     pub router: RouterKind,
     /// The model that routes (`likelihood`, `llm`); `None` uses the strong model.
     pub router_model: Option<String>,
@@ -56,16 +57,21 @@ pub struct Routing {
 /// How models compute and what they score: everything of a scoring run but the models.
 #[derive(Debug, Clone)]
 pub struct ScoringSettings {
+    /// Where the models run.
     pub device: Device,
     /// `None` picks per model files and device ([`ScoringSettings::dtype_for`]).
     pub dtype: Option<ComputeDtype>,
     /// A built-in template name or a Jinja file; `None` uses the (strong) model's own.
     pub template: Option<String>,
+    /// Prompt and response token limits.
     pub limits: Limits,
+    /// Sum or mean of the response tokens' log-prob differences.
     pub reduction: Reduction,
+    /// Most tokens (batch x padded length) in one forward pass.
     pub max_batch_tokens: usize,
     /// `None`: decided by whether both models fit in memory together.
     pub one_model_at_a_time: Option<bool>,
+    /// Whether the two models must tokenize every text identically.
     pub tokenizer_policy: TokenizerPolicy,
     /// The log-prob cache directory, if any.
     pub cache: Option<PathBuf>,
@@ -130,7 +136,9 @@ impl ScoringSettings {
 pub struct PairSettings {
     /// A model directory, GGUF file or hub id in the local cache.
     pub strong: String,
+    /// The weak (less aligned) model.
     pub weak: String,
+    /// How both compute.
     pub scoring: ScoringSettings,
 }
 
@@ -148,7 +156,9 @@ impl PairSettings {
 /// Everything a scoring run needs besides its rows.
 #[derive(Debug, Clone)]
 pub struct RunSettings {
+    /// The pair and how it computes.
     pub pair: PairSettings,
+    /// Customization and routing.
     pub routing: Routing,
     /// Rows per batch plan (and between output flushes).
     pub chunk_rows: usize,
@@ -157,6 +167,8 @@ pub struct RunSettings {
 }
 
 impl RunSettings {
+    /// A run of `pair` with the defaults of `cdr score`: no customization, 64 rows per chunk,
+    /// stop at a bad row.
     pub fn new(pair: PairSettings) -> Self {
         Self {
             pair,
