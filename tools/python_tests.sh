@@ -10,9 +10,10 @@
 #    nvidia-* wheels, ~5.9 GB installed; there is no CPU-only torch wheel there, and torch
 #    without those libraries does not import.
 # 3. the `cdr` binary (dev profile): the tests compare the package with it.
-# 4. `maturin develop` (dev profile, the workspace's target dir): after `cargo test --workspace`
-#    or step 3 every dependency is already compiled there, so only pyo3 and cdr-py build (~20 s);
-#    a release build would compile all of burn and cdr again (minutes) for tests on tiny models.
+# 4. `maturin build` of the abi3 wheel (dev profile, the workspace's target dir: after `cargo test
+#    --workspace` or step 3 every dependency is already compiled there, so only pyo3 and cdr-py
+#    build, ~20 s; a release build would compile all of burn and cdr again, minutes, for tests on
+#    tiny models), then `pip install` of that wheel: the tests import what a user installs.
 # 5. pytest cdr-py/tests.
 # Each step prints its wall time.
 set -euo pipefail
@@ -38,7 +39,11 @@ export PATH="$venv/bin:$PATH"
 timed "pip: upgrade pip" python -m pip install --quiet --upgrade pip
 timed "pip: maturin, pytest, trl (+ torch)" python -m pip install --quiet -r cdr-py/tests/requirements.txt
 timed "cargo build -p cdr-cli" cargo build --quiet -p cdr-cli
-timed "maturin develop" maturin develop --quiet -m cdr-py/Cargo.toml
+wheels="$CARGO_TARGET_DIR/wheels-test"
+rm -rf "$wheels"
+timed "maturin build (wheel)" maturin build --quiet --profile dev -m cdr-py/Cargo.toml -o "$wheels"
+timed "pip install the wheel" python -m pip install --quiet --force-reinstall --no-deps "$wheels"/cdr-*.whl
+echo "=== wheel: $(basename "$wheels"/cdr-*.whl)"
 export CDR_BIN="$CARGO_TARGET_DIR/debug/cdr"
 echo "=== venv size: $(du -sh "$venv" | cut -f1)"
 timed "pytest" python -m pytest cdr-py/tests "$@"
