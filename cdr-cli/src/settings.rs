@@ -131,9 +131,11 @@ pub fn with_hint(e: cdr_core::CoreError) -> anyhow::Error {
 impl ShardArgs {
     /// This process's shard, if the run is split.
     pub fn resolve(&self) -> anyhow::Result<Option<Shard>> {
+        // The library names the shard I/N and the shard count; here they are these flags.
         let detected = Shard::detect(self.shard.as_deref(), self.shards, |k| {
             std::env::var(k).ok()
-        })?;
+        })
+        .context("--shard I/N, --shards N")?;
         Ok(detected.map(|(shard, source)| {
             tracing::info!(%shard, %source, "running one shard");
             shard

@@ -48,7 +48,7 @@ pub enum ShardSource {
 impl fmt::Display for ShardSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            ShardSource::Flag => "--shard",
+            ShardSource::Flag => "shard spec",
             ShardSource::Slurm => "Slurm job array",
             ShardSource::Kubernetes => "Kubernetes Indexed Job",
         })
@@ -94,7 +94,7 @@ impl Shard {
 
     /// Parses `I/N`, e.g. `0/4`.
     pub fn parse(spec: &str) -> Result<Shard, ShardError> {
-        let bad = || ShardError::Spec(format!("--shard `{spec}`: expected I/N, e.g. 0/4"));
+        let bad = || ShardError::Spec(format!("shard `{spec}`: expected I/N, e.g. 0/4"));
         let (index, count) = spec.trim().split_once('/').ok_or_else(bad)?;
         let index = index.trim().parse().map_err(|_| bad())?;
         let count = count.trim().parse().map_err(|_| bad())?;
@@ -157,7 +157,7 @@ impl Shard {
         let agree = |shard: Shard, source: ShardSource| -> Result<_, ShardError> {
             match shards {
                 Some(n) if n != shard.count => Err(ShardError::Spec(format!(
-                    "--shards {n} disagrees with the {source}, which splits the run {} ways",
+                    "a shard count of {n} disagrees with the {source}, which splits the run {} ways",
                     shard.count
                 ))),
                 _ => Ok(Some((shard, source)).filter(|(s, _)| s.count > 1)),
@@ -175,8 +175,8 @@ impl Shard {
             }
             let count = number("SLURM_ARRAY_TASK_COUNT")?.ok_or_else(|| {
                 ShardError::Spec(
-                    "SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not; pass --shards N \
-                     or --shard I/N"
+                    "SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not; give the shard \
+                     count N or the shard I/N"
                         .into(),
                 )
             })?;
@@ -188,7 +188,7 @@ impl Shard {
                 .ok_or_else(|| {
                     ShardError::Spec(format!(
                         "Slurm array task {task} (first {first}, {count} tasks) is not one of \
-                     {count} consecutive tasks; submit with --array=0-{} or pass --shards N",
+                     {count} consecutive tasks; submit with --array=0-{} or give the shard count N",
                         count.saturating_sub(1)
                     ))
                 })?;
@@ -198,14 +198,14 @@ impl Shard {
             let count = shards.ok_or_else(|| {
                 ShardError::Spec(format!(
                     "JOB_COMPLETION_INDEX={index} (a Kubernetes Indexed Job) gives the shard \
-                     index but not the count: pass --shards N (the Job's `completions`)"
+                     index but not the count: give the shard count N (the Job's `completions`)"
                 ))
             })?;
             return agree(Shard::new(index, count)?, ShardSource::Kubernetes);
         }
         if shards.is_some() {
             return Err(ShardError::Spec(
-                "--shards needs a shard index: --shard I/N, a Slurm array or JOB_COMPLETION_INDEX"
+                "a shard count needs a shard index: a shard I/N, a Slurm array or JOB_COMPLETION_INDEX"
                     .into(),
             ));
         }
@@ -379,7 +379,7 @@ pub fn merge(
             if owner != index {
                 return Err(ShardError::Merge(format!(
                     "{}: {position}: row `{id}` belongs to shard {owner}/{count}, not {index}/{count} \
-                     (was the file written with another --id-field or input?)",
+                     (was the file written with another id field or input?)",
                     file.display()
                 )));
             }
@@ -405,7 +405,7 @@ pub fn merge(
     }
     if let Some((id, (index, _))) = rows.iter().next() {
         return Err(ShardError::Merge(format!(
-            "row `{id}` of {} is not in {} (is that the run's --input, with the same --id-field?)",
+            "row `{id}` of {} is not in {} (is that the run's input, with the same id field?)",
             by_index
                 .get(index)
                 .map(|p| p.display().to_string())
@@ -573,7 +573,7 @@ mod tests {
     #[test]
     fn detection_errors_say_what_to_do() {
         let e = Shard::detect(None, None, env(&[("JOB_COMPLETION_INDEX", "1")])).unwrap_err();
-        assert!(e.to_string().contains("--shards"), "{e}");
+        assert!(e.to_string().contains("shard count"), "{e}");
         let e = Shard::detect(None, None, env(&[("SLURM_ARRAY_TASK_ID", "1")])).unwrap_err();
         assert!(e.to_string().contains("SLURM_ARRAY_TASK_COUNT"), "{e}");
         let stepped = [
