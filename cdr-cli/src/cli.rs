@@ -245,7 +245,7 @@ pub struct ComputeArgs {
 
     /// Compute dtype: f32, f16, bf16 or auto (log-probs are always f32). auto: bf16 for GGUF
     /// models on a CPU with AMX (bf16 matrix units), f32 otherwise (the exact path).
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, value_enum, ignore_case = true, default_value = "auto")]
     pub dtype: DtypeArg,
 
     /// Most tokens (batch x padded length) in one forward pass.

@@ -41,12 +41,8 @@ impl PyDensityRatio {
             .map(|(i, r)| RowInput::new(i, r))
             .collect();
         let scored = py.detach(|| {
-            let mut bar = Progress::new(inputs.len(), label, progress);
-            let scored = self
-                .pair
-                .score_rows(&inputs, skip_invalid, &mut |r, t| bar.advance(r, t));
-            bar.finish();
-            scored
+            let mut bar = Progress::new(progress);
+            self.pair.score_rows(&inputs, skip_invalid, label, &mut bar)
         })?;
         let mut skipped: Vec<String> = outcome
             .skipped
@@ -77,7 +73,8 @@ impl PyDensityRatio {
 impl PyDensityRatio {
     #[new]
     #[pyo3(signature = (
-        strong, weak, *, customize=None, router="field", router_model=None, device="cpu", dtype="f32",
+        strong, weak, *, customize=None, router="field", router_model=None,
+        router_calibrate=false, device="cpu", dtype="f32",
         max_batch_tokens=8192, cache=None, template=None, reduction="sum",
         max_prompt_tokens=2048, max_response_tokens=2048, allow_tokenizer_mismatch=false,
         one_model_at_a_time=None,
@@ -90,6 +87,7 @@ impl PyDensityRatio {
         customize: Option<PathBuf>,
         router: &str,
         router_model: Option<PathBuf>,
+        router_calibrate: bool,
         device: &str,
         dtype: &str,
         max_batch_tokens: usize,
@@ -107,6 +105,7 @@ impl PyDensityRatio {
             customize: customize.map(spec),
             router: router.to_string(),
             router_model: router_model.map(spec),
+            router_calibrate,
             device: device.to_string(),
             dtype: dtype.to_string(),
             max_batch_tokens,

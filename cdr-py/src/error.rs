@@ -31,12 +31,14 @@ pub enum Error {
     #[error("{0}")]
     Argument(String),
 
-    /// One row could not be scored (rendered, tokenized, routed).
-    #[error("row `{id}`: {source} (pass skip_invalid=True to continue past bad rows)")]
+    /// One row could not be scored (rendered, tokenized).
+    #[error("{origin}: row `{id}`: {source} (pass skip_invalid=True to continue past bad rows)")]
     Row {
+        /// The rows' path, or `rows` for a list.
+        origin: String,
         id: String,
         #[source]
-        source: cdr_core::CoreError,
+        source: Box<cdr_core::CoreError>,
     },
 
     /// Rows or records that do not convert between Python and JSON.

@@ -5,15 +5,11 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use cdr_core::encode::{Encoded, encode};
 use cdr_core::engine::{
-    Engine, PairSettings, Pass, RouterKind, Routing, RowInfo, RunSettings, ScoredRow,
-    ScoringSettings, Silent,
+    Engine, LogprobsPass, LogprobsSettings, PairSettings, Pass, Reporter, RouterKind, Routing,
+    RowInfo, RunSettings, ScoredRow, ScoringSettings, Silent, logprobs_rows,
 };
-use cdr_core::{
-    ChatTemplate, ComputeDtype, Device, Item, ItemScore, Limits, ModelScorer, Reduction,
-    TokenizerPolicy, model_template, render_item,
-};
+use cdr_core::{ComputeDtype, Device, Item, ItemScore, Limits, Reduction, TokenizerPolicy};
 use cdr_data::{Message, Row};
 
 use crate::error::{Error, Result};
@@ -26,6 +22,7 @@ pub struct PairConfig {
     pub customize: Option<String>,
     pub router: String,
     pub router_model: Option<String>,
+    pub router_calibrate: bool,
     pub device: String,
     pub dtype: String,
     pub max_batch_tokens: usize,
@@ -110,7 +107,7 @@ fn settings(config: &PairConfig) -> Result<RunSettings> {
         customize: config.customize.clone(),
         router,
         router_model: config.router_model.clone(),
-        calibrate: false,
+        calibrate: config.router_calibrate,
     };
     Ok(settings)
 }
@@ -178,23 +175,18 @@ pub struct Scored {
     pub failed: Vec<(String, String)>,
 }
 
-/// Progress of a scoring call: `(rows, tokens)` as work completes.
-struct Advance<'a>(&'a mut dyn FnMut(usize, usize));
-
-impl cdr_core::engine::Reporter for Advance<'_> {
-    fn tokens(&mut self, n: usize) {
-        (self.0)(0, n);
-    }
-
-    fn rows(&mut self, n: usize) {
-        (self.0)(n, 0);
-    }
-}
-
 /// A row error keeps the row's id and gains the Python hint ([`Error::Row`]).
 fn row_error(e: cdr_core::CoreError) -> Error {
     match e {
-        cdr_core::CoreError::Row { id, error, .. } => Error::Row { id, source: *error },
+        cdr_core::CoreError::Row {
+            source_name,
+            id,
+            error,
+        } => Error::Row {
+            origin: source_name,
+            id,
+            source: error,
+        },
         other => other.into(),
     }
 }
@@ -235,14 +227,15 @@ impl Pair {
         &self.engine
     }
 
-    /// Scores every response of `rows` as `cdr score` does (same chunks, routing and batches);
-    /// `progress(rows, tokens)` as work completes. A row that cannot be prepared fails the call
-    /// or, with `skip_invalid`, is reported in [`Scored::failed`].
+    /// Scores every response of `rows` as `cdr score` does (same chunks, routing and batches),
+    /// reporting progress as `stage`. A row that cannot be prepared fails the call or, with
+    /// `skip_invalid`, is reported in [`Scored::failed`].
     pub fn score_rows(
         &self,
         rows: &[RowInput],
         skip_invalid: bool,
-        progress: &mut dyn FnMut(usize, usize),
+        stage: &str,
+        reporter: &mut dyn Reporter,
     ) -> Result<Scored> {
         let mut out = Scored::default();
         let stats = self.engine.score(
@@ -250,10 +243,10 @@ impl Pair {
             &Pass {
                 done: &HashSet::new(),
                 source: "rows",
-                stage: "score",
+                stage,
                 skip_invalid,
             },
-            &mut Advance(progress),
+            reporter,
             |row, scores, domain| {
                 out.rows.push(RowScores {
                     index: row.index,
@@ -277,71 +270,33 @@ pub struct LogprobsConfig {
     pub template: Option<String>,
     pub limits: Limits,
     pub max_batch_tokens: usize,
+    pub per_token: bool,
+    pub skip_invalid: bool,
 }
 
-/// One response's log-probs under one model.
-#[derive(Debug, Clone)]
-pub struct ResponseLogprobs {
-    pub logprob: f64,
-    pub tokens: Vec<f32>,
-    pub encoded: Encoded,
-}
-
-/// Each row's responses' log-probs under `config.model` (the model's own chat template unless
-/// `config.template`), as `cdr logprobs` computes them.
+/// Each row's responses' log-probs under `config.model`, as `cdr logprobs` computes them (the
+/// library's single-model pass: same chunks, batches and skipping).
 pub fn logprobs(
     config: &LogprobsConfig,
     rows: &[RowInput],
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<Vec<Vec<ResponseLogprobs>>> {
-    let device = device(&config.device)?;
-    let path = resolve(&config.model, "model")?;
-    let settings = ScoringSettings {
-        device,
-        dtype: dtype(&config.dtype)?,
-        ..ScoringSettings::default()
+    reporter: &mut dyn Reporter,
+) -> Result<LogprobsPass> {
+    resolve(&config.model, "model")?;
+    let settings = LogprobsSettings {
+        model: config.model.clone(),
+        scoring: ScoringSettings {
+            device: device(&config.device)?,
+            dtype: dtype(&config.dtype)?,
+            template: config.template.clone(),
+            limits: config.limits,
+            max_batch_tokens: config.max_batch_tokens,
+            ..ScoringSettings::default()
+        },
+        routing: Routing::default(),
+        chunk_rows: RunSettings::new(PairSettings::new("", "")).chunk_rows,
+        skip_invalid: config.skip_invalid,
+        per_token: config.per_token,
+        token_ids: false,
     };
-    let dtype = settings.dtype_for(&[&path]);
-    let scorer = ModelScorer::load(&path, &device, dtype)?;
-    let template = match &config.template {
-        Some(spec) => {
-            ChatTemplate::resolve(spec, Some(&path)).map_err(cdr_core::CoreError::from)?
-        }
-        None => model_template(&path)?,
-    };
-    let mut encoded = Vec::new();
-    let mut spans = Vec::with_capacity(rows.len());
-    for row in rows {
-        let start = encoded.len();
-        for response in &row.responses {
-            let item = Item::new(row.prompt.clone(), response.clone()).in_row(&row.id, None);
-            let one = render_item(&template, None, &item)
-                .and_then(|r| encode(&scorer.tokenizer, &r, config.limits))
-                .map_err(|source| Error::Row {
-                    id: row.id.clone(),
-                    source,
-                })?;
-            encoded.push(one);
-        }
-        spans.push(start..encoded.len());
-    }
-    let refs: Vec<&Encoded> = encoded.iter().collect();
-    let computed = scorer.response_logprobs(&refs, config.max_batch_tokens, &mut |items, t| {
-        progress(items, t)
-    })?;
-    let mut per_item: Vec<Option<ResponseLogprobs>> = encoded
-        .into_iter()
-        .zip(computed)
-        .map(|(encoded, tokens)| {
-            Some(ResponseLogprobs {
-                logprob: cdr_core::reward::sum_logprobs(&tokens),
-                tokens,
-                encoded,
-            })
-        })
-        .collect();
-    Ok(spans
-        .into_iter()
-        .map(|span| span.filter_map(|i| per_item[i].take()).collect())
-        .collect())
+    logprobs_rows(&settings, rows, "rows", reporter).map_err(row_error)
 }

@@ -173,3 +173,21 @@ def test_llm_routed_score_rows_equal_cli(cdr_bin, tmp_path):
         else:
             for a, b in zip(got["scores"], want["scores"]):
                 assert_item_close(a, b)
+
+
+def test_calibrated_likelihood_routing_equals_cli(cdr_bin, tmp_path):
+    rows = PAIRWISE + BEST_OF_N
+    cli = cli_score(
+        cdr_bin, tmp_path, rows, "--customize", "criteria", "--router", "likelihood",
+        "--router-calibrate",
+    )
+    custom = cdr.DensityRatio(
+        STRONG, WEAK, customize="criteria", router="likelihood", router_calibrate=True
+    )
+    py = {r["id"]: r for r in custom.score_rows(rows)}
+    assert set(py) == set(cli)
+    for rid, want in cli.items():
+        assert py[rid]["domain"] == want["domain"]
+        if "chosen" in want:
+            assert_item_close(py[rid]["chosen"], want["chosen"])
+            assert_item_close(py[rid]["rejected"], want["rejected"])

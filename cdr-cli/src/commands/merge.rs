@@ -15,12 +15,14 @@ pub fn run(args: MergeArgs, printer: &Printer) -> anyhow::Result<()> {
     } else {
         args.shards.clone()
     };
+    // The library names the input and the id field; here they are these flags.
     let summary = merge(
         &args.io.input,
         &read_options(&args.io),
         &shards,
         &args.output,
-    )?;
+    )
+    .context("merging with --input and --id-field as given")?;
     printer.note(format_args!(
         "merged {} shards, {} rows into {}",
         summary.shards,

@@ -34,7 +34,7 @@ pub fn run(args: RouteArgs, printer: &mut Printer) -> anyhow::Result<()> {
     settings.router_model = settings.router_model.or(args.strong.clone());
     if settings.router != engine::RouterKind::Field && settings.router_model.is_none() {
         anyhow::bail!(
-            "--router {:?} needs a router model (--router-model or --strong)",
+            "--router {} needs a router model (--router-model or --strong)",
             settings.router
         );
     }

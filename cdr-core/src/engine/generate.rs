@@ -14,7 +14,7 @@ use crate::error::{CoreError, Result};
 use crate::generation::{Policy, SampleOptions};
 
 use super::jobs::{Input, Output};
-use super::reporter::Reporter;
+use super::reporter::{Reporter, in_stage};
 use super::settings::resolve;
 
 /// A generation run: the policy, how it samples and computes.
@@ -196,51 +196,51 @@ impl GenerateSettings {
             )?),
         };
         // Started after loading, so tokens/s measures generation alone.
-        reporter.begin("generate", todo.len());
-        if let Some(policy) = &policy {
-            // Rows whose samples decode together: about `batch_rows` sequences per step.
-            let per_batch = (self.batch_rows / self.sample.n.max(1)).max(1);
-            for chunk in todo.chunks(per_batch) {
-                let rows: Vec<(&str, &[Message])> = chunk
-                    .iter()
-                    .map(|r| (r.id.as_str(), r.prompt.as_slice()))
-                    .collect();
-                let results = policy
-                    .sample_many(&rows, &self.sample, &mut |n| reporter.tokens(n))
-                    .map_err(|e| CoreError::Row {
-                        source_name: input.path.display().to_string(),
-                        id: format!(
-                            "{}` .. `{}",
-                            rows.first().map_or("", |r| r.0),
-                            rows.last().map_or("", |r| r.0)
-                        ),
-                        error: Box::new(e),
-                    })?;
-                for (row, result) in chunk.iter().zip(results) {
-                    let samples = match result {
-                        Ok(s) => s,
-                        Err(e) if self.skip_invalid => {
-                            warn!(id = %row.id, "skipped: {e}");
-                            reporter.skipped(&row.id, &e.to_string());
-                            stats.failed.push((row.id.clone(), e.to_string()));
-                            reporter.rows(1);
-                            continue;
-                        }
-                        Err(e) => {
-                            reporter.end();
-                            return Err(CoreError::Row {
-                                source_name: input.path.display().to_string(),
-                                id: row.id.clone(),
-                                error: Box::new(e),
-                            });
-                        }
-                    };
-                    self.write_row(row, samples, &mut writer, &mut stats)?;
-                    reporter.rows(1);
+        in_stage(reporter, "generate", todo.len(), |reporter| {
+            if let Some(policy) = &policy {
+                // Rows whose samples decode together: about `batch_rows` sequences per step.
+                let per_batch = (self.batch_rows / self.sample.n.max(1)).max(1);
+                for chunk in todo.chunks(per_batch) {
+                    let rows: Vec<(&str, &[Message])> = chunk
+                        .iter()
+                        .map(|r| (r.id.as_str(), r.prompt.as_slice()))
+                        .collect();
+                    let results = policy
+                        .sample_many(&rows, &self.sample, &mut |n| reporter.tokens(n))
+                        // A batch failure is no row's fault: not a `CoreError::Row`.
+                        .map_err(|e| {
+                            CoreError::Invalid(format!(
+                                "{}: rows `{}` .. `{}`: {e}",
+                                input.path.display(),
+                                rows.first().map_or("", |r| r.0),
+                                rows.last().map_or("", |r| r.0)
+                            ))
+                        })?;
+                    for (row, result) in chunk.iter().zip(results) {
+                        let samples = match result {
+                            Ok(s) => s,
+                            Err(e) if self.skip_invalid => {
+                                warn!(id = %row.id, "skipped: {e}");
+                                reporter.skipped(&row.id, &e.to_string());
+                                stats.failed.push((row.id.clone(), e.to_string()));
+                                reporter.rows(1);
+                                continue;
+                            }
+                            Err(e) => {
+                                return Err(CoreError::Row {
+                                    source_name: input.path.display().to_string(),
+                                    id: row.id.clone(),
+                                    error: Box::new(e),
+                                });
+                            }
+                        };
+                        self.write_row(row, samples, &mut writer, &mut stats)?;
+                        reporter.rows(1);
+                    }
                 }
             }
-        }
-        reporter.end();
+            Ok(())
+        })?;
         let written = writer.finish()?;
         Ok(GenerateSummary {
             resumed: stats.resumed,

@@ -6,13 +6,13 @@ use serde::Serialize;
 
 use crate::cache::{CacheTable, LogprobCache};
 use crate::error::Result;
-use crate::scorer::{ModelScorer, PassStats, model_template};
+use crate::scorer::{ModelScorer, PassStats, TextLogprobs, model_template};
 use cdr_prompt::ChatTemplate;
 
 use super::jobs::{Input, Output};
-use super::passes::{PassOptions, Rendering, score_pass};
-use super::reporter::Reporter;
-use super::routing::{RouterCompute, RowInfo, customize_rows};
+use super::passes::{PassOptions, Rendering, Texts, score_pass};
+use super::reporter::{Reporter, in_stage};
+use super::routing::{Routed, RouterCompute, RowInfo, customize_rows};
 use super::run::{ScoredRow, cache_table};
 use super::settings::{Routing, ScoringSettings, resolve};
 
@@ -92,6 +92,139 @@ pub struct LogprobsSummary {
     pub read_skipped: usize,
 }
 
+/// One model's pass over rows: the rendered texts, their log-probs and how each row was routed.
+pub struct LogprobsPass {
+    /// The rows' texts as scored (rows left out under `skip_invalid` are not in it).
+    pub texts: Texts,
+    /// One entry per text, in `texts` order.
+    pub logprobs: Vec<TextLogprobs>,
+    /// How many texts the cache answered and how many were computed.
+    pub stats: PassStats,
+    /// The customization and each row's domain, when customizing.
+    pub routed: Option<Routed>,
+    /// The cache table used, if any.
+    pub table: Option<std::path::PathBuf>,
+}
+
+impl LogprobsPass {
+    /// The output records of the rows scored (`rows` as given to [`logprobs_rows`]), with token
+    /// ids when `token_ids`.
+    pub fn records<'a, R: ScoredRow>(
+        &'a self,
+        rows: &'a [R],
+        token_ids: bool,
+    ) -> Vec<RowLogprobs<'a>> {
+        self.texts
+            .rows
+            .iter()
+            .zip(&self.texts.spans)
+            .map(|(&r, span)| {
+                let info = rows[r].info();
+                let domain = self
+                    .routed
+                    .as_ref()
+                    .and_then(|r| r.domains.get(info.id))
+                    .map(String::as_str);
+                let responses = span
+                    .clone()
+                    .map(|i| {
+                        let e = &self.texts.encoded[0][0][i];
+                        ResponseLogprobs {
+                            logprob: self.logprobs[i].logprob,
+                            n_response_tokens: e.n_response_tokens(),
+                            n_prompt_tokens: e.n_prompt_tokens(),
+                            truncated: e.truncated,
+                            token_logprobs: self.logprobs[i].tokens.clone(),
+                            prompt_ids: token_ids.then(|| &e.ids[..e.response_start]),
+                            response_ids: token_ids.then(|| &e.ids[e.response_start..]),
+                        }
+                    })
+                    .collect();
+                RowLogprobs {
+                    id: info.id,
+                    subset: info.subset,
+                    domain: domain.or(info.domain),
+                    responses,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Scores every response of `rows` with one model, through its cache table when
+/// `settings.scoring.cache` is set, `chunk_rows` rows per batch plan (as [`logprobs_file`]
+/// does). `source` names the rows' origin in errors.
+pub fn logprobs_rows<R: ScoredRow>(
+    settings: &LogprobsSettings,
+    rows: &[R],
+    source: &str,
+    reporter: &mut dyn Reporter,
+) -> Result<LogprobsPass> {
+    let path = resolve(&settings.model, "scored")?;
+    let options = settings.scoring.score_options(&[&path])?;
+    let device = settings.scoring.device;
+    let scorer = ModelScorer::load(&path, &device, options.dtype)?;
+    let template = match &settings.scoring.template {
+        Some(spec) => ChatTemplate::resolve(spec, Some(&path))?,
+        None => model_template(&path)?,
+    };
+    let infos: Vec<RowInfo<'_>> = rows.iter().map(ScoredRow::info).collect();
+    let routed = customize_rows(
+        &settings.routing,
+        &infos,
+        Some((&scorer, &template)),
+        RouterCompute {
+            device: &device,
+            dtype: options.dtype,
+            max_batch_tokens: options.max_batch_tokens,
+            template: None,
+        },
+        source,
+        reporter,
+    )?;
+    let templates = [template];
+    let tokenizers = [&scorer.tokenizer];
+    let texts = Rendering {
+        templates: &templates,
+        tokenizers: &tokenizers,
+        routed: routed.as_ref(),
+        limits: options.limits,
+    }
+    .prepare(rows, source, settings.skip_invalid, reporter)?;
+    let table: Option<CacheTable> = match &settings.scoring.cache {
+        Some(dir) => Some(cache_table(
+            &LogprobCache::open(dir)?,
+            &path,
+            &templates[0],
+            routed.as_ref().map(|r| &r.customization),
+            &options,
+            reporter,
+        )?),
+        None => None,
+    };
+    let (logprobs, stats) = in_stage(reporter, "logprobs", texts.rows.len(), |reporter| {
+        score_pass(
+            &scorer,
+            &texts,
+            (0, 0),
+            &PassOptions {
+                table: table.as_ref(),
+                per_token: settings.per_token,
+                chunk_rows: settings.chunk_rows,
+                max_batch_tokens: options.max_batch_tokens,
+            },
+            reporter,
+        )
+    })?;
+    Ok(LogprobsPass {
+        texts,
+        logprobs,
+        stats,
+        routed,
+        table: table.map(|t| t.path().to_path_buf()),
+    })
+}
+
 /// Scores every response of `input` with one model into the cache (`settings.scoring.cache`)
 /// and, when `output` is given, writes each row's log-probs there (the whole file, each run:
 /// the cache makes a re-run cheap). A shard scores only its rows.
@@ -110,64 +243,7 @@ pub fn logprobs_file(
     outcome
         .rows
         .retain(|r| shard.is_none_or(|s| s.contains(r.id())));
-    let path = resolve(&settings.model, "scored")?;
-    let options = settings.scoring.score_options(&[&path])?;
-    let device = settings.scoring.device;
-    let scorer = ModelScorer::load(&path, &device, options.dtype)?;
-    let template = match &settings.scoring.template {
-        Some(spec) => ChatTemplate::resolve(spec, Some(&path))?,
-        None => model_template(&path)?,
-    };
-    let infos: Vec<RowInfo<'_>> = outcome.rows.iter().map(ScoredRow::info).collect();
-    let routed = customize_rows(
-        &settings.routing,
-        &infos,
-        Some((&scorer, &template)),
-        RouterCompute {
-            device: &device,
-            dtype: options.dtype,
-            max_batch_tokens: options.max_batch_tokens,
-            template: None,
-        },
-        &source,
-        reporter,
-    )?;
-    let templates = [template];
-    let tokenizers = [&scorer.tokenizer];
-    let texts = Rendering {
-        templates: &templates,
-        tokenizers: &tokenizers,
-        routed: routed.as_ref(),
-        limits: options.limits,
-    }
-    .prepare(&outcome.rows, &source, settings.skip_invalid, reporter)?;
-
-    let table: Option<CacheTable> = match &settings.scoring.cache {
-        Some(dir) => Some(cache_table(
-            &LogprobCache::open(dir)?,
-            &path,
-            &templates[0],
-            routed.as_ref().map(|r| &r.customization),
-            &options,
-            reporter,
-        )?),
-        None => None,
-    };
-    reporter.begin("logprobs", texts.rows.len());
-    let (logprobs, stats) = score_pass(
-        &scorer,
-        &texts,
-        (0, 0),
-        &PassOptions {
-            table: table.as_ref(),
-            per_token: settings.per_token,
-            chunk_rows: settings.chunk_rows,
-            max_batch_tokens: options.max_batch_tokens,
-        },
-        reporter,
-    )?;
-    reporter.end();
-
+    let pass = logprobs_rows(settings, &outcome.rows, &source, reporter)?;
     let mut written = None;
     if let Some(out) = output {
         // The cache already makes a re-run cheap; the file is rewritten whole.
@@ -176,43 +252,18 @@ pub fn logprobs_file(
             ..out.clone()
         };
         let mut writer = fresh.open()?;
-        for (&r, span) in texts.rows.iter().zip(&texts.spans) {
-            let info = outcome.rows[r].info();
-            let domain = routed
-                .as_ref()
-                .and_then(|r| r.domains.get(info.id))
-                .map(String::as_str);
-            let responses = span
-                .clone()
-                .map(|i| {
-                    let e = &texts.encoded[0][0][i];
-                    ResponseLogprobs {
-                        logprob: logprobs[i].logprob,
-                        n_response_tokens: e.n_response_tokens(),
-                        n_prompt_tokens: e.n_prompt_tokens(),
-                        truncated: e.truncated,
-                        token_logprobs: logprobs[i].tokens.clone(),
-                        prompt_ids: settings.token_ids.then(|| &e.ids[..e.response_start]),
-                        response_ids: settings.token_ids.then(|| &e.ids[e.response_start..]),
-                    }
-                })
-                .collect();
-            writer.write(&RowLogprobs {
-                id: info.id,
-                subset: info.subset,
-                domain: domain.or(info.domain),
-                responses,
-            })?;
+        for record in pass.records(&outcome.rows, settings.token_ids) {
+            writer.write(&record)?;
         }
         written = Some(fresh.finish(writer, &input.path, reporter)?);
     }
     Ok(LogprobsSummary {
-        texts: logprobs.len(),
-        rows: texts.rows.len(),
-        stats,
-        failed: texts.failed,
+        texts: pass.logprobs.len(),
+        rows: pass.texts.rows.len(),
+        stats: pass.stats,
+        failed: pass.texts.failed,
         written,
-        table: table.map(|t| t.path().to_path_buf()),
+        table: pass.table,
         read_skipped: outcome.skipped.len(),
     })
 }

@@ -43,7 +43,8 @@ pub use jobs::{
     AnnotateSummary, FileSummary, Input, Output, annotate_file, eval_file, report, score_file,
 };
 pub use logprobs::{
-    LogprobsSettings, LogprobsSummary, ResponseLogprobs, RowLogprobs, logprobs_file,
+    LogprobsPass, LogprobsSettings, LogprobsSummary, ResponseLogprobs, RowLogprobs, logprobs_file,
+    logprobs_rows,
 };
 pub use passes::{PassOptions, Rendering, Texts, all_cached, score_pass};
 pub use records::{EvalReport, PairScore, ResponsesScore, preference_pair, tally};

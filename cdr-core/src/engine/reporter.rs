@@ -23,3 +23,17 @@ pub trait Reporter {
 pub struct Silent;
 
 impl Reporter for Silent {}
+
+/// Runs `work` as a stage of `rows` rows: [`Reporter::begin`] before, [`Reporter::end`] after,
+/// also when it fails, so a reporter never sees a stage left open.
+pub(crate) fn in_stage<T>(
+    reporter: &mut dyn Reporter,
+    stage: &str,
+    rows: usize,
+    work: impl FnOnce(&mut dyn Reporter) -> crate::error::Result<T>,
+) -> crate::error::Result<T> {
+    reporter.begin(stage, rows);
+    let result = work(reporter);
+    reporter.end();
+    result
+}

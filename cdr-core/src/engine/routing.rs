@@ -14,7 +14,7 @@ use crate::router::LikelihoodRouter;
 use crate::scorer::{ModelScorer, model_template};
 use cdr_prompt::{ChatTemplate, Customization};
 
-use super::reporter::Reporter;
+use super::reporter::{Reporter, in_stage};
 use super::settings::{RouterKind, Routing, resolve};
 
 /// What routing needs of a row.
@@ -184,22 +184,19 @@ pub fn route(
             .map(|r| {
                 c.route_by_field(r.domain, r.subset)
                     .map(|d| (r.id.to_string(), d))
-                    .map_err(|e| CoreError::Row {
-                        source_name: source.to_string(),
-                        id: r.id.to_string(),
-                        error: Box::new(e.into()),
-                    })
+                    // Not a `CoreError::Row`: skipping invalid rows does not skip routing.
+                    .map_err(|e| CoreError::Invalid(format!("{source}: row `{}`: {e}", r.id)))
             })
             .collect(),
         (RouterKind::Likelihood, Some(Router::Likelihood(router))) => {
-            reporter.begin("route", rows.len());
             let convos: Vec<&[Message]> = rows.iter().map(|r| r.prompt).collect();
             let n_domains = c.domain_names().count().max(1);
-            let routed = router.route(c, &convos, &mut |items, tokens| {
-                reporter.tokens(tokens);
-                reporter.rows(items / n_domains);
+            let routed = in_stage(reporter, "route", rows.len(), |reporter| {
+                router.route(c, &convos, &mut |items, tokens| {
+                    reporter.tokens(tokens);
+                    reporter.rows(items / n_domains);
+                })
             })?;
-            reporter.end();
             Ok(rows
                 .iter()
                 .zip(routed)
@@ -207,13 +204,13 @@ pub fn route(
                 .collect())
         }
         (RouterKind::Llm, Some(Router::Llm(router))) => {
-            reporter.begin("route", rows.len());
             let convos: Vec<&[Message]> = rows.iter().map(|r| r.prompt).collect();
-            let routed = router.route(c, &convos, &mut |n, tokens| {
-                reporter.tokens(tokens);
-                reporter.rows(n);
+            let routed = in_stage(reporter, "route", rows.len(), |reporter| {
+                router.route(c, &convos, &mut |n, tokens| {
+                    reporter.tokens(tokens);
+                    reporter.rows(n);
+                })
             })?;
-            reporter.end();
             let unparsed = routed.iter().filter(|r| !r.parsed).count();
             if unparsed > 0 {
                 reporter.notice(&format!(
@@ -229,7 +226,7 @@ pub fn route(
                 .collect())
         }
         (kind, _) => Err(CoreError::Invalid(format!(
-            "the {kind:?} router needs its router model"
+            "the {kind} router needs its router model"
         ))),
     }
 }

@@ -12,8 +12,8 @@ use crate::cache::{CacheKey, CacheTable, LogprobCache};
 use crate::error::{CoreError, Result};
 use crate::scorer::{DensityRatio, Item, ItemScore};
 
-use super::reporter::Reporter;
-use super::routing::{self, Router, RouterCompute, RowInfo};
+use super::reporter::{Reporter, in_stage};
+use super::routing::{self, RouterCompute, RowInfo};
 use super::settings::{RunSettings, resolve};
 
 /// A row of any input shape, as the scoring loop sees it.
@@ -104,18 +104,20 @@ pub struct Pass<'a> {
     pub skip_invalid: bool,
 }
 
-/// A loaded, customized (and cached) pair with its router: what scores rows.
+/// A loaded, customized (and cached) pair: what scores rows.
+///
+/// A router model is loaded for each [`Engine::route`] and dropped after it, so it never sits in
+/// memory beside the scoring weights (the old run's peak: one router, or one pair).
 pub struct Engine {
     pair: DensityRatio,
     settings: RunSettings,
-    router: Option<Router>,
     strong: PathBuf,
     weak: PathBuf,
 }
 
 impl Engine {
-    /// Loads the pair `settings` names, its customization, router model and log-prob cache.
-    /// Cache notices (corrupt entries dropped) go to `reporter`.
+    /// Loads the pair `settings` names, its customization and log-prob cache (a router model is
+    /// only resolved here). Cache notices (corrupt entries dropped) go to `reporter`.
     pub fn load(settings: RunSettings, reporter: &mut dyn Reporter) -> Result<Self> {
         let strong = resolve(&settings.pair.strong, "strong")?;
         let weak = resolve(&settings.pair.weak, "weak")?;
@@ -123,19 +125,9 @@ impl Engine {
         let device = settings.pair.scoring.device;
         let pair = DensityRatio::load(&strong, &weak, &device, options)?;
         let customization = routing::customization(&settings.routing)?;
-        let router = match &customization {
-            None => None,
-            Some(_) => routing::router(
-                &settings.routing,
-                Some((pair.strong(), pair.template())),
-                RouterCompute {
-                    device: &device,
-                    dtype: pair.options().dtype,
-                    max_batch_tokens: pair.options().max_batch_tokens,
-                    template: None,
-                },
-            )?,
-        };
+        if let Some(spec) = &settings.routing.router_model {
+            resolve(spec, "router")?;
+        }
         let pair = match customization {
             Some(c) => pair.with_customization(c),
             None => pair,
@@ -154,7 +146,6 @@ impl Engine {
         Ok(Self {
             pair,
             settings,
-            router,
             strong,
             weak,
         })
@@ -186,12 +177,27 @@ impl Engine {
         let Some(c) = self.pair.customization() else {
             return Ok(None);
         };
+        if rows.is_empty() {
+            return Ok(Some(HashMap::new()));
+        }
         let infos: Vec<RowInfo<'_>> = rows.iter().map(|r| r.info()).collect();
+        let options = self.pair.options();
+        // Dropped when this call returns: its weights never stay beside the pair's.
+        let router = routing::router(
+            &self.settings.routing,
+            Some((self.pair.strong(), self.pair.template())),
+            RouterCompute {
+                device: &self.settings.pair.scoring.device,
+                dtype: options.dtype,
+                max_batch_tokens: options.max_batch_tokens,
+                template: None,
+            },
+        )?;
         routing::route(
             c,
             self.settings.routing.router,
             &infos,
-            self.router.as_ref(),
+            router.as_ref(),
             source,
             reporter,
         )
@@ -228,56 +234,56 @@ impl Engine {
             );
         }
         let domains = self.route(&todo, source, reporter)?;
-        reporter.begin(stage, todo.len());
-        for chunk in todo.chunks(self.settings.chunk_rows.max(1)) {
-            let mut kept = Vec::new();
-            let mut prepared = Vec::new();
-            let mut spans = Vec::new();
-            for &row in chunk {
-                let id = row.info().id;
-                let domain = domains.as_ref().and_then(|d| d.get(id)).cloned();
-                let attempt: Result<Vec<_>> = row
-                    .items()
-                    .into_iter()
-                    .map(|i| self.pair.prepare(&i.in_row(id, domain.clone())))
-                    .collect();
-                match attempt {
-                    Ok(p) => {
-                        spans.push((prepared.len(), p.len()));
-                        prepared.extend(p);
-                        kept.push((row, domain));
-                    }
-                    Err(e) if skip_invalid => {
-                        warn!(id, "skipped: {e}");
-                        reporter.skipped(id, &e.to_string());
-                        stats.failed_rows.push((id.to_string(), e.to_string()));
-                        reporter.rows(1);
-                    }
-                    Err(e) => {
-                        reporter.end();
-                        return Err(CoreError::Row {
-                            source_name: source.to_string(),
-                            id: id.to_string(),
-                            error: Box::new(e),
-                        });
+        in_stage(reporter, stage, todo.len(), |reporter| {
+            for chunk in todo.chunks(self.settings.chunk_rows.max(1)) {
+                let mut kept = Vec::new();
+                let mut prepared = Vec::new();
+                let mut spans = Vec::new();
+                for &row in chunk {
+                    let id = row.info().id;
+                    let domain = domains.as_ref().and_then(|d| d.get(id)).cloned();
+                    let attempt: Result<Vec<_>> = row
+                        .items()
+                        .into_iter()
+                        .map(|i| self.pair.prepare(&i.in_row(id, domain.clone())))
+                        .collect();
+                    match attempt {
+                        Ok(p) => {
+                            spans.push((prepared.len(), p.len()));
+                            prepared.extend(p);
+                            kept.push((row, domain));
+                        }
+                        Err(e) if skip_invalid => {
+                            warn!(id, "skipped: {e}");
+                            reporter.skipped(id, &e.to_string());
+                            stats.failed_rows.push((id.to_string(), e.to_string()));
+                            reporter.rows(1);
+                        }
+                        Err(e) => {
+                            return Err(CoreError::Row {
+                                source_name: source.to_string(),
+                                id: id.to_string(),
+                                error: Box::new(e),
+                            });
+                        }
                     }
                 }
+                let mut tokens = 0;
+                let scores = self.pair.score_prepared_with(&prepared, &mut |_, n| {
+                    tokens += n;
+                    reporter.tokens(n);
+                })?;
+                stats.tokens += tokens;
+                for ((row, domain), (offset, n)) in kept.iter().zip(&spans) {
+                    let row_scores = &scores[*offset..offset + n];
+                    stats.truncated_items += row_scores.iter().filter(|s| s.truncated).count();
+                    emit(row, row_scores, domain.as_deref().or(row.info().domain))?;
+                    stats.scored_rows += 1;
+                    reporter.rows(1);
+                }
             }
-            let mut tokens = 0;
-            let scores = self.pair.score_prepared_with(&prepared, &mut |_, n| {
-                tokens += n;
-                reporter.tokens(n);
-            })?;
-            stats.tokens += tokens;
-            for ((row, domain), (offset, n)) in kept.iter().zip(&spans) {
-                let row_scores = &scores[*offset..offset + n];
-                stats.truncated_items += row_scores.iter().filter(|s| s.truncated).count();
-                emit(row, row_scores, domain.as_deref().or(row.info().domain))?;
-                stats.scored_rows += 1;
-                reporter.rows(1);
-            }
-        }
-        reporter.end();
+            Ok(())
+        })?;
         Ok(stats)
     }
 }

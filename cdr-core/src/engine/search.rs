@@ -18,7 +18,7 @@ use crate::scorer::{ModelScorer, PassStats, model_template};
 use super::jobs::Input;
 use super::passes::{PassOptions, Rendering, all_cached, score_pass};
 use super::records::{PairScore, tally};
-use super::reporter::Reporter;
+use super::reporter::{Reporter, in_stage};
 use super::routing::{RouterCompute, RowInfo, customize_rows};
 use super::run::{ScoredRow, cache_table};
 use super::settings::{RouterKind, Routing, ScoringSettings, resolve};
@@ -298,22 +298,23 @@ pub fn search_pairs(
             None => {
                 // Passes are ordered by model: the previous model is dropped by now, so
                 // only one model is in memory at a time.
-                let scorer = ModelScorer::load(&paths[m], &device, options.dtype)?;
-                reporter.begin(&label, texts.rows.len());
-                let scored = score_pass(
-                    &scorer,
-                    &texts,
-                    (m, t),
-                    &PassOptions {
-                        table: table.as_ref(),
-                        per_token: false,
-                        chunk_rows: settings.chunk_rows,
-                        max_batch_tokens: options.max_batch_tokens,
-                    },
-                    reporter,
-                )?;
-                reporter.end();
-                scored
+                let scorer = ModelScorer::load(&paths[m], &device, options.dtype).map_err(|e| {
+                    CoreError::Invalid(format!("loading {}: {e}", paths[m].display()))
+                })?;
+                in_stage(reporter, &label, texts.rows.len(), |reporter| {
+                    score_pass(
+                        &scorer,
+                        &texts,
+                        (m, t),
+                        &PassOptions {
+                            table: table.as_ref(),
+                            per_token: false,
+                            chunk_rows: settings.chunk_rows,
+                            max_batch_tokens: options.max_batch_tokens,
+                        },
+                        reporter,
+                    )
+                })?
             }
         };
         reporter.notice(&format!(

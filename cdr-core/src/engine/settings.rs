@@ -25,6 +25,16 @@ pub enum RouterKind {
     Llm,
 }
 
+impl std::fmt::Display for RouterKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Field => "field",
+            Self::Likelihood => "likelihood",
+            Self::Llm => "llm",
+        })
+    }
+}
+
 impl FromStr for RouterKind {
     type Err = CoreError;
 
