@@ -75,3 +75,15 @@ pub fn warn_skipped(py: Python<'_>, skipped: &[String]) -> PyResult<()> {
     }
     Ok(())
 }
+
+/// The warnings for rows left out: those skipped while reading and `failed` `(id, why)` ones.
+pub fn skipped_messages(read: &[cdr_data::Skipped], failed: &[(String, String)]) -> Vec<String> {
+    read.iter()
+        .map(|s| format!("skipped invalid row: {}", s.message))
+        .chain(
+            failed
+                .iter()
+                .map(|(id, why)| format!("skipped row `{id}`: {why}")),
+        )
+        .collect()
+}

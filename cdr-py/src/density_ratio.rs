@@ -7,9 +7,9 @@ use cdr_data::{ReadOutcome, Row};
 use pyo3::prelude::*;
 use serde_json::{Value, json};
 
-use crate::convert::{RowSource, to_json, to_python, warn_skipped};
+use crate::convert::{RowSource, skipped_messages, to_json, to_python, warn_skipped};
 use crate::error::Error;
-use crate::pair::{Pair, PairConfig, RowInput, Scored};
+use crate::pair::{Pair, PairConfig, Scored};
 use crate::progress::Progress;
 use crate::records::{self, EvalSummary, ScoreRecord};
 use cdr_core::engine::PairScore;
@@ -34,28 +34,12 @@ impl PyDensityRatio {
         skip_invalid: bool,
         progress: bool,
     ) -> PyResult<Scored> {
-        let inputs: Vec<RowInput> = outcome
-            .rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| RowInput::new(i, r))
-            .collect();
         let scored = py.detach(|| {
             let mut bar = Progress::new(progress);
-            self.pair.score_rows(&inputs, skip_invalid, label, &mut bar)
+            self.pair
+                .score_rows(&outcome.rows, skip_invalid, label, &mut bar)
         })?;
-        let mut skipped: Vec<String> = outcome
-            .skipped
-            .iter()
-            .map(|s| format!("skipped invalid row: {}", s.message))
-            .collect();
-        skipped.extend(
-            scored
-                .failed
-                .iter()
-                .map(|(id, why)| format!("skipped row `{id}`: {why}")),
-        );
-        warn_skipped(py, &skipped)?;
+        warn_skipped(py, &skipped_messages(&outcome.skipped, &scored.failed))?;
         Ok(scored)
     }
 

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use cdr_core::Limits;
 use pyo3::prelude::*;
 
-use crate::convert::{RowSource, to_python, warn_skipped};
-use crate::pair::{LogprobsConfig, RowInput, logprobs};
+use crate::convert::{RowSource, skipped_messages, to_python, warn_skipped};
+use crate::pair::{LogprobsConfig, logprobs};
 use crate::progress::Progress;
 
 /// Each row's response log-prob sums under `model` (its own chat template unless `template`),
@@ -47,28 +47,11 @@ pub fn py_logprobs<'py>(
         skip_invalid,
     };
     let source = RowSource::extract(rows)?;
-    let (outcome, inputs, pass) = py.detach(|| -> Result<_, crate::error::Error> {
+    let (outcome, pass) = py.detach(|| -> Result<_, crate::error::Error> {
         let outcome = source.read(skip_invalid)?;
-        let inputs: Vec<RowInput> = outcome
-            .rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| RowInput::new(i, r))
-            .collect();
-        let pass = logprobs(&config, &inputs, &mut Progress::new(progress))?;
-        Ok((outcome, inputs, pass))
+        let pass = logprobs(&config, &outcome.rows, &mut Progress::new(progress))?;
+        Ok((outcome, pass))
     })?;
-    let mut skipped: Vec<String> = outcome
-        .skipped
-        .iter()
-        .map(|s| format!("skipped invalid row: {}", s.message))
-        .collect();
-    skipped.extend(
-        pass.texts
-            .failed
-            .iter()
-            .map(|(id, why)| format!("skipped row `{id}`: {why}")),
-    );
-    warn_skipped(py, &skipped)?;
-    to_python(py, &pass.records(&inputs, token_ids))
+    warn_skipped(py, &skipped_messages(&outcome.skipped, &pass.texts.failed))?;
+    to_python(py, &pass.records(&outcome.rows, token_ids))
 }

@@ -2,15 +2,15 @@
 //! (customization, routing, the log-prob cache), its rows scored by [`Engine::score`], and one
 //! model's log-probs.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use cdr_core::engine::{
     Engine, LogprobsPass, LogprobsSettings, PairSettings, Pass, Reporter, RouterKind, Routing,
-    RowInfo, RunSettings, ScoredRow, ScoringSettings, Silent, logprobs_rows,
+    RunSettings, ScoringSettings, Silent, logprobs_rows,
 };
-use cdr_core::{ComputeDtype, Device, Item, ItemScore, Limits, Reduction, TokenizerPolicy};
-use cdr_data::{Message, Row};
+use cdr_core::{ComputeDtype, Device, ItemScore, Limits, Reduction, TokenizerPolicy};
+use cdr_data::Row;
 
 use crate::error::{Error, Result};
 
@@ -112,53 +112,6 @@ fn settings(config: &PairConfig) -> Result<RunSettings> {
     Ok(settings)
 }
 
-/// A row as the scorer sees it: its position in the input, its conversation and the responses
-/// to score in it.
-#[derive(Debug, Clone)]
-pub struct RowInput {
-    pub index: usize,
-    pub id: String,
-    pub prompt: Vec<Message>,
-    pub responses: Vec<String>,
-    pub domain: Option<String>,
-    pub subset: Option<String>,
-}
-
-impl RowInput {
-    pub fn new(index: usize, row: &Row) -> Self {
-        let responses = match row {
-            Row::Pairwise(p) => vec![p.chosen.clone(), p.rejected.clone()],
-            Row::BestOfN(b) => b.responses.clone(),
-        };
-        Self {
-            index,
-            id: row.id().to_string(),
-            prompt: row.prompt().to_vec(),
-            responses,
-            domain: row.domain().map(str::to_string),
-            subset: row.subset().map(str::to_string),
-        }
-    }
-}
-
-impl ScoredRow for RowInput {
-    fn info(&self) -> RowInfo<'_> {
-        RowInfo {
-            id: &self.id,
-            prompt: &self.prompt,
-            domain: self.domain.as_deref(),
-            subset: self.subset.as_deref(),
-        }
-    }
-
-    fn items(&self) -> Vec<Item> {
-        self.responses
-            .iter()
-            .map(|r| Item::new(self.prompt.clone(), r.clone()))
-            .collect()
-    }
-}
-
 /// One scored row: its index in the input, the domain to report, its responses' scores.
 #[derive(Debug, Clone)]
 pub struct RowScores {
@@ -232,11 +185,14 @@ impl Pair {
     /// `skip_invalid`, is reported in [`Scored::failed`].
     pub fn score_rows(
         &self,
-        rows: &[RowInput],
+        rows: &[Row],
         skip_invalid: bool,
         stage: &str,
         reporter: &mut dyn Reporter,
     ) -> Result<Scored> {
+        // Ids are unique within rows (the reader checks), so they give back each row's index.
+        let index: HashMap<&str, usize> =
+            rows.iter().enumerate().map(|(i, r)| (r.id(), i)).collect();
         let mut out = Scored::default();
         let stats = self.engine.score(
             rows,
@@ -249,7 +205,12 @@ impl Pair {
             reporter,
             |row, scores, domain| {
                 out.rows.push(RowScores {
-                    index: row.index,
+                    index: index.get(row.id()).copied().ok_or_else(|| {
+                        cdr_core::CoreError::Invalid(format!(
+                            "row `{}` came back unknown",
+                            row.id()
+                        ))
+                    })?,
                     domain: domain.map(str::to_string),
                     scores: scores.to_vec(),
                 });
@@ -278,7 +239,7 @@ pub struct LogprobsConfig {
 /// library's single-model pass: same chunks, batches and skipping).
 pub fn logprobs(
     config: &LogprobsConfig,
-    rows: &[RowInput],
+    rows: &[Row],
     reporter: &mut dyn Reporter,
 ) -> Result<LogprobsPass> {
     resolve(&config.model, "model")?;

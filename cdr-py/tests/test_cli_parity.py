@@ -139,55 +139,39 @@ def test_logprobs_equal_cli_logprobs(cdr_bin, tmp_path):
             assert a["n_response_tokens"] == b["n_response_tokens"]
 
 
+def assert_routed_rows_equal(cdr_bin, tmp_path, cli_args, **kwargs):
+    """`score_rows` of a customized pair equals `cdr score` with the same routing flags."""
+    rows = PAIRWISE + BEST_OF_N
+    cli = cli_score(cdr_bin, tmp_path, rows, "--customize", "criteria", *cli_args)
+    custom = cdr.DensityRatio(STRONG, WEAK, customize="criteria", **kwargs)
+    py = {r["id"]: r for r in custom.score_rows(rows)}
+    assert set(py) == set(cli)
+    for rid, want in cli.items():
+        got = py[rid]
+        assert got["domain"] == want["domain"]
+        if "chosen" in want:
+            assert_item_close(got["chosen"], want["chosen"])
+            assert_item_close(got["rejected"], want["rejected"])
+        else:
+            for a, b in zip(got["scores"], want["scores"]):
+                assert_item_close(a, b)
+
+
 def test_likelihood_routed_score_rows_equal_cli(cdr_bin, tmp_path):
-    rows = PAIRWISE + BEST_OF_N
-    cli = cli_score(cdr_bin, tmp_path, rows, "--customize", "criteria", "--router", "likelihood")
-    custom = cdr.DensityRatio(STRONG, WEAK, customize="criteria", router="likelihood")
-    py = {r["id"]: r for r in custom.score_rows(rows)}
-    assert set(py) == set(cli)
-    for rid, want in cli.items():
-        got = py[rid]
-        assert got["domain"] == want["domain"]
-        if "chosen" in want:
-            assert_item_close(got["chosen"], want["chosen"])
-            assert_item_close(got["rejected"], want["rejected"])
-        else:
-            for a, b in zip(got["scores"], want["scores"]):
-                assert_item_close(a, b)
-
-
-def test_llm_routed_score_rows_equal_cli(cdr_bin, tmp_path):
-    # The strong model answers the routing question by generating; the tiny random model's
-    # answers name no domain, so rows go to the default domain: same as the command's.
-    rows = PAIRWISE + BEST_OF_N
-    cli = cli_score(cdr_bin, tmp_path, rows, "--customize", "criteria", "--router", "llm")
-    custom = cdr.DensityRatio(STRONG, WEAK, customize="criteria", router="llm")
-    py = {r["id"]: r for r in custom.score_rows(rows)}
-    assert set(py) == set(cli)
-    for rid, want in cli.items():
-        got = py[rid]
-        assert got["domain"] == want["domain"]
-        if "chosen" in want:
-            assert_item_close(got["chosen"], want["chosen"])
-            assert_item_close(got["rejected"], want["rejected"])
-        else:
-            for a, b in zip(got["scores"], want["scores"]):
-                assert_item_close(a, b)
+    assert_routed_rows_equal(cdr_bin, tmp_path, ["--router", "likelihood"], router="likelihood")
 
 
 def test_calibrated_likelihood_routing_equals_cli(cdr_bin, tmp_path):
-    rows = PAIRWISE + BEST_OF_N
-    cli = cli_score(
-        cdr_bin, tmp_path, rows, "--customize", "criteria", "--router", "likelihood",
-        "--router-calibrate",
+    assert_routed_rows_equal(
+        cdr_bin,
+        tmp_path,
+        ["--router", "likelihood", "--router-calibrate"],
+        router="likelihood",
+        router_calibrate=True,
     )
-    custom = cdr.DensityRatio(
-        STRONG, WEAK, customize="criteria", router="likelihood", router_calibrate=True
-    )
-    py = {r["id"]: r for r in custom.score_rows(rows)}
-    assert set(py) == set(cli)
-    for rid, want in cli.items():
-        assert py[rid]["domain"] == want["domain"]
-        if "chosen" in want:
-            assert_item_close(py[rid]["chosen"], want["chosen"])
-            assert_item_close(py[rid]["rejected"], want["rejected"])
+
+
+def test_llm_routed_score_rows_equal_cli(cdr_bin, tmp_path):
+    # The strong model answers the routing question by generating; whatever it names (the tiny
+    # random model names none, so rows go to the default domain), both must agree.
+    assert_routed_rows_equal(cdr_bin, tmp_path, ["--router", "llm"], router="llm")
