@@ -219,7 +219,8 @@ fn collect_objects<T: HasId>(
                 Ok(())
             }
             Err(error) if options.skip_invalid => {
-                tracing::warn!("skipping invalid row: {error}");
+                // The caller reports `skipped` (one line per row); a warning here would repeat it.
+                tracing::debug!("skipping invalid row: {error}");
                 outcome.skipped.push(Skipped {
                     position,
                     field: error.field().map(str::to_owned),
@@ -232,7 +233,7 @@ fn collect_objects<T: HasId>(
     };
     feed(&mut handle)?;
     if !outcome.skipped.is_empty() {
-        tracing::warn!(
+        tracing::debug!(
             path = %path.display(),
             skipped = outcome.skipped.len(),
             kept = outcome.rows.len(),

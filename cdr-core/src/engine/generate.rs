@@ -8,7 +8,7 @@ use cdr_data::{Message, PromptRow, RecordWriter, Shard, WriteOptions, read_promp
 use cdr_models::{ComputeDtype, Device, FinishReason, Generation};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tracing::warn;
+use tracing::debug;
 
 use crate::error::{CoreError, Result};
 use crate::generation::{Policy, SampleOptions};
@@ -220,7 +220,7 @@ impl GenerateSettings {
                         let samples = match result {
                             Ok(s) => s,
                             Err(e) if self.skip_invalid => {
-                                warn!(id = %row.id, "skipped: {e}");
+                                debug!(id = %row.id, "skipped: {e}");
                                 reporter.skipped(&row.id, &e.to_string());
                                 stats.failed.push((row.id.clone(), e.to_string()));
                                 reporter.rows(1);

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use cdr_models::Tokenizer;
 use cdr_prompt::ChatTemplate;
-use tracing::warn;
+use tracing::debug;
 
 use crate::cache::{CacheTable, ids_key, text_key};
 use crate::encode::{Encoded, Limits, encode};
@@ -120,7 +120,7 @@ impl Rendering<'_> {
                     }
                 }
                 Err(e) if skip_invalid => {
-                    warn!(id, "skipped: {e}");
+                    debug!(id, "skipped: {e}");
                     reporter.skipped(id, &e.to_string());
                     out.failed.push((id.to_string(), e.to_string()));
                 }

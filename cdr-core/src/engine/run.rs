@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use cdr_data::{BestOfNRow, PairwiseRow, Row};
 use cdr_prompt::Customization;
-use tracing::warn;
+use tracing::debug;
 
 use crate::cache::{CacheKey, CacheTable, LogprobCache};
 use crate::error::{CoreError, Result};
@@ -254,7 +254,7 @@ impl Engine {
                             kept.push((row, domain));
                         }
                         Err(e) if skip_invalid => {
-                            warn!(id, "skipped: {e}");
+                            debug!(id, "skipped: {e}");
                             reporter.skipped(id, &e.to_string());
                             stats.failed_rows.push((id.to_string(), e.to_string()));
                             reporter.rows(1);
