@@ -38,7 +38,9 @@ export VIRTUAL_ENV="$venv"
 export PATH="$venv/bin:$PATH"
 timed "pip: upgrade pip" python -m pip install --quiet --upgrade pip
 timed "pip: maturin, pytest, trl (+ torch)" python -m pip install --quiet -r cdr-py/tests/requirements.txt
-timed "cargo build -p cdr-cli" cargo build --quiet -p cdr-cli
+# --workspace: the features the test build unified, so after `cargo test --workspace` this is a
+# no-op (with `-p cdr-cli` alone cargo would rebuild dependencies with cdr-cli's features).
+timed "cargo build --bin cdr" cargo build --quiet --workspace --bin cdr
 wheels="$CARGO_TARGET_DIR/wheels-test"
 rm -rf "$wheels"
 timed "maturin build (wheel)" maturin build --quiet --profile dev -m cdr-py/Cargo.toml -o "$wheels"
