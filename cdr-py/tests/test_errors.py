@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -107,3 +110,17 @@ def test_scoring_releases_the_gil(pair):
     # Held GIL: this loop could not run while Rust scores. Released: it ticks throughout.
     assert elapsed > 0.05, f"scoring took only {elapsed:.3f}s; too short to tell"
     assert ticks >= 0.3 * elapsed / 0.0011, (ticks, elapsed)
+
+
+def test_cdr_log_shows_rust_logs():
+    # A fresh interpreter each: logging is set up when the module loads.
+    code = f"import cdr; cdr.DensityRatio({str(STRONG)!r}, {str(WEAK)!r})"
+    env = {k: v for k, v in os.environ.items() if k not in ("CDR_LOG", "RUST_LOG")}
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "density-ratio pair ready" not in quiet.stderr
+    loud = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**env, "CDR_LOG": "info"}
+    )
+    assert loud.returncode == 0, loud.stderr
+    assert "density-ratio pair ready" in loud.stderr, loud.stderr
