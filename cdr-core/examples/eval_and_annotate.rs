@@ -21,7 +21,6 @@ fn main() -> Result<(), cdr_core::CoreError> {
     let (report, _, run) = eval_file(&engine, &input, Some(&scored), None, &mut Silent)?;
     let resumed = run.stats.resumed;
     println!("accuracy {:.3}, {resumed} rows resumed", report.accuracy);
-
     let input = Input::new(format!("{repo}/examples/best-of-4.jsonl"));
     let pairs = Output::new(std::env::temp_dir().join("cdr-example-pairs.jsonl"));
     let run = annotate_file(&engine, &input, &pairs, BestWorst, &mut Silent)?;
