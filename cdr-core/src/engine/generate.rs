@@ -13,7 +13,7 @@ use tracing::debug;
 use crate::error::{CoreError, Result};
 use crate::generation::{Policy, SampleOptions};
 
-use super::jobs::{Input, Output};
+use super::jobs::{Input, Output, report_read_skips};
 use super::reporter::{Reporter, in_stage};
 use super::settings::resolve;
 
@@ -164,9 +164,7 @@ impl GenerateSettings {
     ) -> Result<GenerateSummary> {
         let path = resolve(&self.policy, "policy")?;
         let mut outcome = read_prompts(&input.path, &input.read)?;
-        for s in &outcome.skipped {
-            reporter.notice(&format!("skipped invalid row: {}", s.message));
-        }
+        report_read_skips(&outcome, reporter);
         if let Some(shard) = shard {
             outcome.rows.retain(|r| shard.contains(&r.id));
         }

@@ -129,7 +129,8 @@ impl FileSummary {
     }
 }
 
-fn report_read_skips<T>(outcome: &ReadOutcome<T>, reporter: &mut dyn Reporter) {
+/// One notice per row skipped while reading.
+pub(crate) fn report_read_skips<T>(outcome: &ReadOutcome<T>, reporter: &mut dyn Reporter) {
     for s in &outcome.skipped {
         reporter.notice(&format!("skipped invalid row: {}", s.message));
     }

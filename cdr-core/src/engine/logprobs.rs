@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::scorer::{ModelScorer, PassStats, TextLogprobs, model_template};
 use cdr_prompt::ChatTemplate;
 
-use super::jobs::{Input, Output};
+use super::jobs::{Input, Output, report_read_skips};
 use super::passes::{PassOptions, Rendering, Texts, score_pass};
 use super::reporter::{Reporter, in_stage};
 use super::routing::{Routed, RouterCompute, RowInfo, customize_rows};
@@ -237,9 +237,7 @@ pub fn logprobs_file(
 ) -> Result<LogprobsSummary> {
     let source = input.path.display().to_string();
     let mut outcome = read_rows(&input.path, &input.read)?;
-    for s in &outcome.skipped {
-        reporter.notice(&format!("skipped invalid row: {}", s.message));
-    }
+    report_read_skips(&outcome, reporter);
     outcome
         .rows
         .retain(|r| shard.is_none_or(|s| s.contains(r.id())));

@@ -2,7 +2,6 @@
 //! scored in chunks with token-budgeted batches, results handed over in input order.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 
 use cdr_data::{BestOfNRow, PairwiseRow, Row};
 use cdr_prompt::Customization;
@@ -111,8 +110,6 @@ pub struct Pass<'a> {
 pub struct Engine {
     pair: DensityRatio,
     settings: RunSettings,
-    strong: PathBuf,
-    weak: PathBuf,
 }
 
 impl Engine {
@@ -143,12 +140,7 @@ impl Engine {
                 pair.with_cache(strong, weak)
             }
         };
-        Ok(Self {
-            pair,
-            settings,
-            strong,
-            weak,
-        })
+        Ok(Self { pair, settings })
     }
 
     /// The pair (template, options, cache statistics).
@@ -159,11 +151,6 @@ impl Engine {
     /// The settings the engine was loaded with.
     pub fn settings(&self) -> &RunSettings {
         &self.settings
-    }
-
-    /// The resolved strong and weak model paths.
-    pub fn model_paths(&self) -> (&std::path::Path, &std::path::Path) {
-        (&self.strong, &self.weak)
     }
 
     /// Each row's domain (by id) when the pair is customized, routed as the settings say;

@@ -15,7 +15,7 @@ use crate::eval::Accuracy;
 use crate::pairs::{PairAccuracy, SkippedPair, pair_scores, plan, rank};
 use crate::scorer::{ModelScorer, PassStats, model_template};
 
-use super::jobs::Input;
+use super::jobs::{Input, report_read_skips};
 use super::passes::{PassOptions, Rendering, all_cached, score_pass};
 use super::records::{PairScore, tally};
 use super::reporter::{Reporter, in_stage};
@@ -158,9 +158,7 @@ pub fn search_pairs(
     reporter: &mut dyn Reporter,
 ) -> Result<Search> {
     let outcome = read_pairwise(&input.path, &input.read)?;
-    for s in &outcome.skipped {
-        reporter.notice(&format!("skipped invalid row: {}", s.message));
-    }
+    report_read_skips(&outcome, reporter);
     let unique: BTreeSet<&String> = settings.models.iter().collect();
     if unique.len() != settings.models.len() {
         return Err(CoreError::Invalid("a model is named twice".into()));
