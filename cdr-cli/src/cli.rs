@@ -42,6 +42,9 @@ pub enum Command {
     /// Join the outputs of a run split with --shard (or a Slurm / Kubernetes array) into the file
     /// one process would have written, in input order; refuses incomplete or overlapping shards.
     Merge(MergeArgs),
+    /// Serve rewards over HTTP for online RL (`/v1/score`, OpenRLHF's `/get_reward`), or one
+    /// model's prompt log-probs vLLM-style (`--model`: `/v1/completions`).
+    Serve(ServeArgs),
     /// Describe a model: architecture, parameters, storage dtype / quantization, vocabulary,
     /// chat template.
     Info(InfoArgs),
@@ -523,4 +526,64 @@ pub struct GenerateArgs {
     pub output: PathBuf,
     #[command(flatten)]
     pub shard: ShardArgs,
+}
+
+/// `cdr serve`: a pair (`--strong`, `--weak`) or one model (`--model`).
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Strong model of the pair to serve (`/v1/score`, `/get_reward`).
+    #[arg(long, requires = "weak", conflicts_with = "model")]
+    pub strong: Option<String>,
+
+    /// Weak model of the pair to serve.
+    #[arg(long, requires = "strong")]
+    pub weak: Option<String>,
+
+    /// Serve this one model's prompt log-probs on a vLLM-compatible `/v1/completions` (for
+    /// `--backend remote` clients, or any vLLM client).
+    #[arg(long, required_unless_present = "strong")]
+    pub model: Option<String>,
+
+    /// The name `/v1/completions` and `/v1/models` know the model by (default: --model as given).
+    #[arg(long)]
+    pub served_model_name: Option<String>,
+
+    #[command(flatten)]
+    pub scoring: ScoringArgs,
+
+    /// Tokenize separately for each model when their tokenizers disagree.
+    #[arg(long)]
+    pub allow_tokenizer_mismatch: bool,
+
+    #[command(flatten)]
+    pub customize: CustomizeArgs,
+
+    /// Address to listen on. The default answers this machine only; binding elsewhere without
+    /// --token-file is warned about.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+
+    /// Port to listen on (0: any free port, printed at start).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+
+    /// A file holding the bearer token every route but /health requires.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Longest a request waits for others to share its batch, in milliseconds.
+    #[arg(long, default_value_t = 10)]
+    pub max_wait_ms: u64,
+
+    /// Requests waiting beyond this many are answered 503 with Retry-After.
+    #[arg(long, default_value_t = 1024)]
+    pub max_queue: usize,
+
+    /// Largest request body, in bytes (413 above).
+    #[arg(long, default_value_t = 8 << 20)]
+    pub max_body_bytes: usize,
+
+    /// On SIGTERM, seconds the requests in flight may take to finish.
+    #[arg(long, default_value_t = 120)]
+    pub drain_timeout: u64,
 }

@@ -519,6 +519,11 @@ impl DensityRatio {
         &self.strong
     }
 
+    /// The weak model and its tokenizer.
+    pub fn weak(&self) -> &ModelScorer {
+        &self.weak
+    }
+
     /// The scoring options.
     pub fn options(&self) -> &ScoreOptions {
         &self.options

@@ -25,6 +25,7 @@ pub mod memory;
 // A build with no backend (the fuzz targets read checkpoints only) has no models to run.
 #[cfg(any(feature = "cpu", feature = "cuda", feature = "wgpu"))]
 mod model;
+mod ranked;
 #[doc(hidden)]
 pub mod rope;
 #[doc(hidden)]
@@ -45,6 +46,7 @@ pub use generate::{
 pub use logprobs::{MIN_SHARED_PREFIX, ScoreSpan};
 #[cfg(any(feature = "cpu", feature = "cuda", feature = "wgpu"))]
 pub use model::{Model, ModelGenerator};
+pub use ranked::{RankedSpan, RankedToken};
 pub use sampling::Sampling;
 pub use tokenizer::{Tokenizer, load_tokenizer};
 pub use weights::{ComputeDtype, StoredDtype};

@@ -8,7 +8,7 @@ use crate::llama::LlamaForCausalLm;
 /// Upper bound on f32 logits held at once (64 MiB): the vocabulary projection runs over the scored
 /// positions in chunks of `LOGIT_BUDGET / vocab` rows, so a full `[batch, seq, vocab]` tensor never
 /// exists.
-const LOGIT_BUDGET: usize = 16 << 20;
+pub(crate) const LOGIT_BUDGET: usize = 16 << 20;
 
 /// One sequence to score: token ids and the first position whose log-probability is wanted.
 ///
@@ -105,7 +105,7 @@ impl<B: Backend> LlamaForCausalLm<B> {
         Ok(out)
     }
 
-    fn validate(&self, batch: &[ScoreSpan<'_>]) -> Result<()> {
+    pub(crate) fn validate(&self, batch: &[ScoreSpan<'_>]) -> Result<()> {
         let vocab = self.config().vocab_size;
         for (i, span) in batch.iter().enumerate() {
             if span.start == 0 || span.start > span.ids.len() {
@@ -136,7 +136,10 @@ impl<B: Backend> LlamaForCausalLm<B> {
         Ok(split(batch, &flat))
     }
 
-    fn padded_states(&self, batch: &[ScoreSpan<'_>]) -> (Tensor<B, 2>, Vec<i32>, Vec<i32>) {
+    pub(crate) fn padded_states(
+        &self,
+        batch: &[ScoreSpan<'_>],
+    ) -> (Tensor<B, 2>, Vec<i32>, Vec<i32>) {
         let (ids, rows, targets) = pad(batch, 0);
         let hidden = self.hidden_states(ids.to_tensor(&self.device()));
         (flatten(hidden), rows, targets)

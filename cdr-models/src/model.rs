@@ -9,6 +9,7 @@ use crate::error::{ModelError, Result};
 use crate::generate::{GenerateOptions, Generation, Generator};
 use crate::llama::LlamaForCausalLm;
 use crate::logprobs::ScoreSpan;
+use crate::ranked::RankedSpan;
 use crate::tokenizer::Tokenizer;
 use crate::weights::ComputeDtype;
 
@@ -102,6 +103,11 @@ impl Model {
     /// See [`LlamaForCausalLm::score_spans`].
     pub fn score_spans(&self, batch: &[ScoreSpan<'_>]) -> Result<Vec<Vec<f32>>> {
         on_backend!(Inner, &self.inner, m => m.score_spans(batch))
+    }
+
+    /// See [`LlamaForCausalLm::ranked_logprobs`].
+    pub fn ranked_logprobs(&self, batch: &[ScoreSpan<'_>], top: usize) -> Result<Vec<RankedSpan>> {
+        on_backend!(Inner, &self.inner, m => m.ranked_logprobs(batch, top))
     }
 
     /// A generator with fixed options (see [`Generator::new`]).

@@ -10,6 +10,7 @@ mod merge;
 mod pairs;
 mod route;
 mod score;
+mod serve;
 
 use crate::cli::Command;
 use crate::printer::Printer;
@@ -24,6 +25,7 @@ pub fn run(command: Command, printer: &mut Printer) -> anyhow::Result<()> {
         Command::Logprobs(args) => logprobs::run(args, printer),
         Command::Pairs(args) => pairs::run(args, printer),
         Command::Route(args) => route::run(args, printer),
+        Command::Serve(args) => serve::run(args, printer),
         Command::Info(args) => info::run(&args, printer),
         Command::Merge(args) => merge::run(args, printer),
         Command::Config(args) => config::run(&args, printer),
