@@ -173,6 +173,16 @@ pub struct ModelArgs {
     #[arg(long)]
     pub weak: String,
 
+    /// With --backend remote: the strong model's servers (vLLM-compatible `/v1/completions`),
+    /// comma-separated replicas. --strong still names the model's files for its tokenizer and
+    /// chat template.
+    #[arg(long, value_delimiter = ',', value_name = "URL")]
+    pub strong_url: Vec<String>,
+
+    /// With --backend remote: the weak model's servers.
+    #[arg(long, value_delimiter = ',', value_name = "URL")]
+    pub weak_url: Vec<String>,
+
     #[command(flatten)]
     pub scoring: ScoringArgs,
 
@@ -191,6 +201,9 @@ pub struct ScoringArgs {
     #[command(flatten)]
     pub cache: CacheArgs,
 
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+
     /// Chat template: a built-in name (chatml, llama3, mistral, llama2) or a Jinja file. Default:
     /// the strong model's own (`logprobs`: the model's; `pairs`: each pair's strong model's).
     #[arg(long)]
@@ -207,6 +220,40 @@ pub struct ScoringArgs {
     /// Sum (default) or per-token mean of the log-ratio over the response.
     #[arg(long, value_enum, default_value = "sum")]
     pub reduction: ReductionArg,
+}
+
+/// Where log-probs are computed: here, or on vLLM-compatible servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// This machine's CPU or GPU (--device).
+    Local,
+    /// Servers speaking vLLM's `/v1/completions` with `prompt_logprobs` (vLLM, `cdr serve
+    /// --model`), named by --strong-url / --weak-url (--model-url for `logprobs`).
+    Remote,
+}
+
+/// How cdr talks to remote log-prob servers.
+#[derive(Debug, Clone, Args)]
+pub struct RemoteArgs {
+    /// Where the log-probs are computed.
+    #[arg(long, value_enum, default_value = "local")]
+    pub backend: BackendArg,
+
+    /// A file holding the bearer token the servers require (vLLM's --api-key).
+    #[arg(long, value_name = "FILE")]
+    pub remote_token_file: Option<PathBuf>,
+
+    /// Seconds one remote request may take.
+    #[arg(long, default_value_t = 300)]
+    pub remote_timeout: u64,
+
+    /// Retries of a failed remote request (with exponential backoff, on the next URL).
+    #[arg(long, default_value_t = 5)]
+    pub remote_retries: u32,
+
+    /// Remote requests in flight per URL.
+    #[arg(long, default_value_t = 8)]
+    pub remote_concurrency: usize,
 }
 
 /// Where per-model log-probs are cached.
@@ -376,6 +423,9 @@ pub struct LogprobsArgs {
     /// The model: a directory, a .gguf file or an HF hub id found in the local cache.
     #[arg(long)]
     pub model: String,
+    /// With --backend remote: the model's servers (comma-separated replicas).
+    #[arg(long, value_delimiter = ',', value_name = "URL")]
+    pub model_url: Vec<String>,
     #[command(flatten)]
     pub scoring: ScoringArgs,
     #[command(flatten)]
@@ -547,6 +597,14 @@ pub struct ServeArgs {
     /// The name `/v1/completions` and `/v1/models` know the model by (default: --model as given).
     #[arg(long)]
     pub served_model_name: Option<String>,
+
+    /// With --backend remote: the strong model's servers (a pair server in front of vLLM).
+    #[arg(long, value_delimiter = ',', value_name = "URL")]
+    pub strong_url: Vec<String>,
+
+    /// With --backend remote: the weak model's servers.
+    #[arg(long, value_delimiter = ',', value_name = "URL")]
+    pub weak_url: Vec<String>,
 
     #[command(flatten)]
     pub scoring: ScoringArgs,

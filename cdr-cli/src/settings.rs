@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use cdr_core::engine::{
-    Engine, Input, Output, PairSettings, Routing, RunSettings, ScoringSettings,
+    Engine, Input, Output, PairSettings, RemoteBackend, Routing, RunSettings, ScoringSettings,
 };
 use cdr_core::{ComputeDtype, Limits, Reduction, SampleOptions, TokenizerPolicy};
 use cdr_data::{Fields, ReadOptions, Shard};
@@ -12,8 +12,8 @@ use cdr_models::Sampling;
 use tracing::warn;
 
 use crate::cli::{
-    ComputeArgs, CustomizeArgs, IoArgs, ModelArgs, ReductionArg, RunArgs, SamplingArgs,
-    ScoringArgs, ShardArgs,
+    BackendArg, ComputeArgs, CustomizeArgs, IoArgs, ModelArgs, ReductionArg, RemoteArgs, RunArgs,
+    SamplingArgs, ScoringArgs, ShardArgs,
 };
 use crate::printer::Printer;
 
@@ -51,7 +51,25 @@ pub fn output(io: &IoArgs, path: &Path, shard: Option<Shard>) -> Output {
 
 /// `--template`, `--dtype`, the limits, `--reduction`, the cache and the compute flags as the
 /// library's scoring settings.
+/// `--backend remote` is refused here: commands that take it call [`remote_scoring_settings`].
 pub fn scoring_settings(s: &ScoringArgs) -> anyhow::Result<ScoringSettings> {
+    if s.remote.backend == BackendArg::Remote {
+        anyhow::bail!("--backend remote is for score, eval, annotate, logprobs and serve");
+    }
+    local_scoring_settings(s)
+}
+
+/// [`scoring_settings`] with `--backend remote` for `models` (`(argument, url flag, urls)`).
+pub fn remote_scoring_settings(
+    s: &ScoringArgs,
+    models: &[(&str, &str, &[String])],
+) -> anyhow::Result<ScoringSettings> {
+    let mut settings = local_scoring_settings(s)?;
+    settings.remote = remote_backend(&s.remote, models)?;
+    Ok(settings)
+}
+
+fn local_scoring_settings(s: &ScoringArgs) -> anyhow::Result<ScoringSettings> {
     let dtype = s.compute.dtype.fixed();
     if s.max_prompt_tokens == 0 || s.max_response_tokens == 0 {
         anyhow::bail!("--max-prompt-tokens and --max-response-tokens must be positive");
@@ -72,7 +90,47 @@ pub fn scoring_settings(s: &ScoringArgs) -> anyhow::Result<ScoringSettings> {
         one_model_at_a_time: s.compute.one_model_at_a_time.then_some(true),
         tokenizer_policy: TokenizerPolicy::Identical,
         cache: s.cache.dir(false),
+        remote: None,
     })
+}
+
+/// `--backend remote` with each model argument's `--*-url` list, as the library's settings;
+/// `None` for `--backend local` (where URLs are refused, so a forgotten `--backend` is caught).
+fn remote_backend(
+    args: &RemoteArgs,
+    models: &[(&str, &str, &[String])],
+) -> anyhow::Result<Option<RemoteBackend>> {
+    if args.backend == BackendArg::Local {
+        if let Some((_, flag, _)) = models.iter().find(|(_, _, urls)| !urls.is_empty()) {
+            anyhow::bail!("{flag} is for --backend remote");
+        }
+        return Ok(None);
+    }
+    let token = match &args.remote_token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--remote-token-file {}", path.display()))?;
+            Some(text.trim().to_string())
+        }
+        None => None,
+    };
+    let mut urls = std::collections::BTreeMap::new();
+    for (spec, flag, list) in models {
+        if list.is_empty() {
+            anyhow::bail!("--backend remote needs {flag} URL[,URL...]");
+        }
+        urls.insert(spec.to_string(), list.to_vec());
+    }
+    Ok(Some(RemoteBackend {
+        urls,
+        options: cdr_core::RemoteOptions {
+            timeout: std::time::Duration::from_secs(args.remote_timeout.max(1)),
+            retries: args.remote_retries,
+            concurrency: args.remote_concurrency.max(1),
+            token,
+            ..Default::default()
+        },
+    }))
 }
 
 pub fn routing(c: &CustomizeArgs) -> Routing {
@@ -90,10 +148,17 @@ pub fn run_settings(args: &RunArgs) -> anyhow::Result<RunSettings> {
     // Checked here so the error names the flag.
     cdr_models::resolve_model(&m.strong).context("--strong")?;
     cdr_models::resolve_model(&m.weak).context("--weak")?;
+    let scoring = remote_scoring_settings(
+        &m.scoring,
+        &[
+            (&m.strong, "--strong-url", &m.strong_url),
+            (&m.weak, "--weak-url", &m.weak_url),
+        ],
+    )?;
     let mut pair = PairSettings {
         strong: m.strong.clone(),
         weak: m.weak.clone(),
-        scoring: scoring_settings(&m.scoring)?,
+        scoring,
     };
     if m.allow_tokenizer_mismatch {
         warn!("--allow-tokenizer-mismatch: each model scores its own tokenization of the text");

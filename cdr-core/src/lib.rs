@@ -15,6 +15,7 @@ pub mod eval;
 mod generation;
 mod llm_router;
 pub mod pairs;
+mod remote;
 pub mod reward;
 pub mod rewardbench;
 mod router;
@@ -28,9 +29,10 @@ pub use encode::Limits;
 pub use error::{CoreError, Result};
 pub use generation::{Policy, SampleOptions, sample_seed};
 pub use llm_router::{LlmRoute, LlmRouter, parse_label};
+pub use remote::{RemoteModel, RemoteOptions, parse_prompt_logprobs};
 pub use reward::Reduction;
 pub use router::LikelihoodRouter;
 pub use scorer::{
     DensityRatio, Item, ItemScore, KeyedText, ModelScorer, PassStats, Prepared, ScoreOptions,
-    TextLogprobs, TokenizerPolicy, model_template, render_item,
+    TextLogprobs, TokenizerPolicy, model_template, pair_template, render_item,
 };

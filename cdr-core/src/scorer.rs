@@ -15,6 +15,7 @@ use crate::batch::{SeqShape, plan_shared_batches};
 use crate::cache::{CacheTable, CachedLogprobs, ids_key, text_key};
 use crate::encode::{Encoded, Limits, encode};
 use crate::error::{CoreError, Result};
+use crate::remote::RemoteModel;
 use crate::reward::{Reduction, density_ratio, sum_logprobs};
 
 /// How strong and weak token sequences relate.
@@ -212,6 +213,8 @@ pub struct ModelScorer {
     device: Device,
     dtype: ComputeDtype,
     model: Mutex<Option<Arc<Model>>>,
+    /// Log-probs come from servers instead of local weights.
+    remote: Option<Arc<RemoteModel>>,
 }
 
 impl Clone for ModelScorer {
@@ -223,6 +226,7 @@ impl Clone for ModelScorer {
             device: self.device,
             dtype: self.dtype,
             model: Mutex::new(self.model.lock().ok().and_then(|m| m.clone())),
+            remote: self.remote.clone(),
         }
     }
 }
@@ -238,7 +242,20 @@ impl ModelScorer {
             device: *device,
             dtype,
             model: Mutex::new(None),
+            remote: None,
         })
+    }
+
+    /// Takes its log-probs from `remote` (servers of this same model) instead of local weights;
+    /// the config and tokenizer stay the local files'.
+    pub fn with_remote(mut self, remote: RemoteModel) -> Self {
+        self.remote = Some(Arc::new(remote));
+        self
+    }
+
+    /// The served model's name when the log-probs are remote.
+    pub fn remote_name(&self) -> Option<&str> {
+        self.remote.as_deref().map(RemoteModel::name)
     }
 
     /// The model's configuration (no weights needed).
@@ -254,6 +271,13 @@ impl ModelScorer {
             .map_err(|_| CoreError::Invalid("a thread loading the model panicked".into()))?;
         if let Some(model) = slot.as_ref() {
             return Ok(model.clone());
+        }
+        if self.remote.is_some() {
+            return Err(CoreError::Invalid(format!(
+                "{} is served remotely (--backend remote): routers and generation need a local \
+                 model",
+                self.dir.display()
+            )));
         }
         info!(model = %self.dir.display(), dtype = %self.dtype, "loading weights");
         let model = Model::load(
@@ -283,6 +307,9 @@ impl ModelScorer {
 
     /// Bytes the weights take in the compute dtype.
     pub fn weight_bytes(&self) -> u64 {
+        if self.remote.is_some() {
+            return 0;
+        }
         self.config.parameter_count() * self.dtype.size() as u64
     }
 
@@ -311,10 +338,23 @@ impl ModelScorer {
         if items.is_empty() {
             return Ok(out);
         }
-        let model = self.model()?;
-        for batch in plan_shared_batches(&shapes, max_batch_tokens) {
+        let local = match &self.remote {
+            Some(_) => None,
+            None => Some(self.model()?),
+        };
+        // Remote servers batch for themselves; bigger plans keep more requests in flight.
+        let budget = match &self.remote {
+            Some(_) => max_batch_tokens.saturating_mul(8),
+            None => max_batch_tokens,
+        };
+        for batch in plan_shared_batches(&shapes, budget) {
             let spans: Vec<ScoreSpan<'_>> = batch.iter().map(|&i| span(items[i])).collect();
-            for (&i, lp) in batch.iter().zip(model.score_spans(&spans)?) {
+            let scored = match (&self.remote, &local) {
+                (Some(remote), _) => remote.score_spans(&spans)?,
+                (None, Some(model)) => model.score_spans(&spans)?,
+                (None, None) => return Err(CoreError::Invalid("no model to score with".into())),
+            };
+            for (&i, lp) in batch.iter().zip(scored) {
                 out[i] = lp;
             }
             progress(batch.len(), batch.iter().map(|&i| lengths[i]).sum());
@@ -424,10 +464,7 @@ impl DensityRatio {
         options: ScoreOptions,
     ) -> Result<Self> {
         let (strong, weak) = (strong.as_ref(), weak.as_ref());
-        let template = match &options.template {
-            Some(spec) => ChatTemplate::resolve(spec, Some(strong))?,
-            None => model_template(strong)?,
-        };
+        let template = pair_template(strong, &options)?;
         let pair = Self::from_parts(
             ModelScorer::load(strong, device, options.dtype)?,
             ModelScorer::load(weak, device, options.dtype)?,
@@ -639,6 +676,14 @@ impl DensityRatio {
             .map(|item| self.prepare(item))
             .collect::<Result<Vec<_>>>()?;
         self.score_prepared(&prepared)
+    }
+}
+
+/// The template a pair renders with: `options.template` if set, else the strong model's own.
+pub fn pair_template(strong: &Path, options: &ScoreOptions) -> Result<ChatTemplate> {
+    match &options.template {
+        Some(spec) => Ok(ChatTemplate::resolve(spec, Some(strong))?),
+        None => model_template(strong),
     }
 }
 

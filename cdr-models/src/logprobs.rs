@@ -160,19 +160,25 @@ impl<B: Backend> LlamaForCausalLm<B> {
             let n = rows.len();
             let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(rows.to_vec(), [n]), &device);
             let logits = self.logits(hidden.clone().select(0, rows));
-            if let Some(picked) = crate::kernels::log_softmax_gather(&logits, targets) {
-                flat.extend(picked);
-                continue;
-            }
-            let targets =
-                Tensor::<B, 2, Int>::from_data(TensorData::new(targets.to_vec(), [n, 1]), &device);
-            let logits = logits.cast(DType::F32);
-            let max = logits.clone().max_dim(1);
-            let log_sum = (logits.clone() - max.clone()).exp().sum_dim(1).log() + max;
-            let picked = logits.gather(1, targets) - log_sum;
-            flat.extend(read_f32(picked)?);
+            flat.extend(self.pick_logprobs(logits, targets)?);
         }
         Ok(flat)
+    }
+
+    /// `log p(targets[i] | row i)` from vocabulary logits `[n, vocab]`: the one log-softmax every
+    /// scoring path (and the ranked one) uses, so their numbers agree.
+    pub(crate) fn pick_logprobs(&self, logits: Tensor<B, 2>, targets: &[i32]) -> Result<Vec<f32>> {
+        if let Some(picked) = crate::kernels::log_softmax_gather(&logits, targets) {
+            return Ok(picked);
+        }
+        let n = targets.len();
+        let targets =
+            Tensor::<B, 2, Int>::from_data(TensorData::new(targets.to_vec(), [n, 1]), &self.device());
+        let logits = logits.cast(DType::F32);
+        let max = logits.clone().max_dim(1);
+        let log_sum = (logits.clone() - max.clone()).exp().sum_dim(1).log() + max;
+        let picked = logits.gather(1, targets) - log_sum;
+        read_f32(picked)
     }
 }
 

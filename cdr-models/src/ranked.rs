@@ -58,18 +58,21 @@ impl<B: Backend> LlamaForCausalLm<B> {
             let n = rows.len();
             let index =
                 Tensor::<B, 1, Int>::from_data(TensorData::new(rows.to_vec(), [n]), &device);
-            let logits = self
-                .logits(hidden.clone().select(0, index))
-                .cast(DType::F32);
-            let values = read_f32(logits)?;
+            let logits = self.logits(hidden.clone().select(0, index));
+            // The scored positions' log-probs come from the scoring path's own log-softmax, so
+            // a remote client gets the numbers local scoring computes.
+            let picked = self.pick_logprobs(logits.clone(), targets)?;
+            let values = read_f32(logits.cast(DType::F32))?;
             if values.len() != n * vocab {
                 return Err(ModelError::Backend(format!(
                     "logits came back with {} values, expected {n} x {vocab}",
                     values.len()
                 )));
             }
-            for (row, &target) in values.chunks_exact(vocab).zip(targets) {
-                reduced.push(reduce(row, target as u32, top));
+            for ((row, &target), lp) in values.chunks_exact(vocab).zip(targets).zip(picked) {
+                // Rows past `scored` predict the next token: they have no target.
+                let exact = (reduced.len() < scored).then_some(lp);
+                reduced.push(reduce(row, target as u32, top, exact));
             }
         }
         let next = reduced.split_off(scored);
@@ -94,11 +97,20 @@ impl<B: Backend> LlamaForCausalLm<B> {
 
 /// One position's logits reduced to the target's log-probability, its rank and the top
 /// `max(top, 1)` tokens (the greedy token is always wanted for the next-token case).
-fn reduce(logits: &[f32], target: u32, top: usize) -> RankedToken {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = logits.iter().map(|&x| f64::from(x - max).exp()).sum();
-    let log_norm = f64::from(max) + sum.ln();
+///
+/// `exact` is the target's log-prob from the scoring path; the alternatives are then offset from
+/// it by their logit differences, so all share its normalizer. Without it (the next-token row)
+/// the normalizer is accumulated here, in f64.
+fn reduce(logits: &[f32], target: u32, top: usize, exact: Option<f32>) -> RankedToken {
     let value = logits.get(target as usize).copied().unwrap_or(f32::NAN);
+    let log_norm = match exact {
+        Some(lp) => f64::from(value) - f64::from(lp),
+        None => {
+            let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f64 = logits.iter().map(|&x| f64::from(x - max).exp()).sum();
+            f64::from(max) + sum.ln()
+        }
+    };
     let rank = 1 + logits.iter().filter(|&&x| x > value).count();
     let keep = top.max(1);
     // Most likely first, ties by lower id; kept sorted, so each logit costs one comparison
@@ -115,7 +127,7 @@ fn reduce(logits: &[f32], target: u32, top: usize) -> RankedToken {
     let norm = |x: f32| (f64::from(x) - log_norm) as f32;
     RankedToken {
         token: target,
-        logprob: norm(value),
+        logprob: exact.unwrap_or_else(|| norm(value)),
         rank,
         top: best.into_iter().map(|(id, x)| (id, norm(x))).collect(),
     }
@@ -128,14 +140,18 @@ mod tests {
     #[test]
     fn reduction_ranks_and_orders_ties_by_id() {
         let logits = [1.0f32, 3.0, 3.0, -2.0, 0.5];
-        let r = reduce(&logits, 0, 3);
+        let r = reduce(&logits, 0, 3, None);
         let norm: f64 = logits.iter().map(|&x| f64::from(x).exp()).sum::<f64>().ln();
         assert!((f64::from(r.logprob) - (1.0 - norm)).abs() < 1e-6);
         assert_eq!(r.rank, 3);
         let ids: Vec<u32> = r.top.iter().map(|t| t.0).collect();
         assert_eq!(ids, vec![1, 2, 0]);
-        assert_eq!(reduce(&logits, 1, 0).rank, 1);
-        assert_eq!(reduce(&logits, 3, 0).rank, 5);
-        assert_eq!(reduce(&logits, 3, 0).top.len(), 1);
+        assert_eq!(reduce(&logits, 1, 0, None).rank, 1);
+        // With the scoring path's value, the alternatives share its normalizer.
+        let e = reduce(&logits, 0, 2, Some(-2.0));
+        assert_eq!(e.logprob, -2.0);
+        assert!((e.top[0].1 - 0.0).abs() < 1e-6, "{:?}", e.top);
+        assert_eq!(reduce(&logits, 3, 0, None).rank, 5);
+        assert_eq!(reduce(&logits, 3, 0, None).top.len(), 1);
     }
 }

@@ -97,6 +97,7 @@ fn settings(config: &PairConfig) -> Result<RunSettings> {
             TokenizerPolicy::Identical
         },
         cache: config.cache.clone(),
+        remote: None,
     };
     let mut settings = RunSettings::new(PairSettings {
         strong: config.strong.clone(),

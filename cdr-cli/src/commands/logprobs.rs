@@ -5,14 +5,17 @@ use cdr_core::engine::{LogprobsSettings, logprobs_file};
 
 use crate::cli::LogprobsArgs;
 use crate::printer::{Printer, peak_rss};
-use crate::settings::{input, output, routing, scoring_settings, with_hint};
+use crate::settings::{input, output, remote_scoring_settings, routing, with_hint};
 
 pub fn run(args: LogprobsArgs, printer: &mut Printer) -> anyhow::Result<()> {
     args.scoring.compute.validate()?;
     let io = &args.io;
     let shard = args.shard.resolve()?;
     cdr_models::resolve_model(&args.model).context("--model")?;
-    let mut scoring = scoring_settings(&args.scoring)?;
+    let mut scoring = remote_scoring_settings(
+        &args.scoring,
+        &[(&args.model, "--model-url", &args.model_url)],
+    )?;
     // A single-model pass exists to fill the cache: on by default here.
     scoring.cache = args.scoring.cache.dir(true);
     let settings = LogprobsSettings {

@@ -10,7 +10,7 @@ use tracing::warn;
 
 use crate::cli::ServeArgs;
 use crate::printer::Printer;
-use crate::settings::{routing, scoring_settings, with_hint};
+use crate::settings::{remote_scoring_settings, routing, scoring_settings, with_hint};
 
 pub fn run(args: ServeArgs, printer: &mut Printer) -> anyhow::Result<()> {
     args.scoring.compute.validate()?;
@@ -40,10 +40,17 @@ pub fn run(args: ServeArgs, printer: &mut Printer) -> anyhow::Result<()> {
         (Some(strong), Some(weak), None) => {
             cdr_models::resolve_model(strong).context("--strong")?;
             cdr_models::resolve_model(weak).context("--weak")?;
+            let scoring = remote_scoring_settings(
+                &args.scoring,
+                &[
+                    (strong, "--strong-url", &args.strong_url),
+                    (weak, "--weak-url", &args.weak_url),
+                ],
+            )?;
             let mut pair = PairSettings {
                 strong: strong.clone(),
                 weak: weak.clone(),
-                scoring: scoring_settings(&args.scoring)?,
+                scoring,
             };
             if args.allow_tokenizer_mismatch {
                 warn!("--allow-tokenizer-mismatch: each model scores its own tokenization");
@@ -55,7 +62,7 @@ pub fn run(args: ServeArgs, printer: &mut Printer) -> anyhow::Result<()> {
             };
             let engine = Engine::load(run, printer).map_err(with_hint)?;
             // Loaded now, not on the first request: a client should not time out on it.
-            if !engine.pair().one_model_at_a_time() {
+            if !engine.pair().one_model_at_a_time() && engine.pair().strong().remote_name().is_none() {
                 engine.pair().strong().model()?;
                 engine.pair().weak().model()?;
             }

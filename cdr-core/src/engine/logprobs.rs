@@ -6,15 +6,15 @@ use serde::Serialize;
 
 use crate::cache::{CacheTable, LogprobCache};
 use crate::error::Result;
-use crate::scorer::{ModelScorer, PassStats, TextLogprobs, model_template};
+use crate::scorer::{PassStats, TextLogprobs, model_template};
 use cdr_prompt::ChatTemplate;
 
 use super::jobs::{Input, Output, report_read_skips};
 use super::passes::{PassOptions, Rendering, Texts, score_pass};
 use super::reporter::{Reporter, in_stage};
 use super::routing::{Routed, RouterCompute, RowInfo, customize_rows};
-use super::run::{ScoredRow, cache_table};
-use super::settings::{Routing, ScoringSettings, resolve};
+use super::run::{ScoredRow, tagged_cache_table};
+use super::settings::{Routing, ScoringSettings, load_scorer, resolve};
 
 /// One model's pass: the model, how it computes, customization and what is written.
 #[derive(Debug, Clone)]
@@ -163,7 +163,7 @@ pub fn logprobs_rows<R: ScoredRow>(
     let path = resolve(&settings.model, "scored")?;
     let options = settings.scoring.score_options(&[&path])?;
     let device = settings.scoring.device;
-    let scorer = ModelScorer::load(&path, &device, options.dtype)?;
+    let scorer = load_scorer(&settings.model, &path, &settings.scoring, options.dtype)?;
     let template = match &settings.scoring.template {
         Some(spec) => ChatTemplate::resolve(spec, Some(&path))?,
         None => model_template(&path)?,
@@ -192,9 +192,10 @@ pub fn logprobs_rows<R: ScoredRow>(
     }
     .prepare(rows, source, settings.skip_invalid, reporter)?;
     let table: Option<CacheTable> = match &settings.scoring.cache {
-        Some(dir) => Some(cache_table(
+        Some(dir) => Some(tagged_cache_table(
             &LogprobCache::open(dir)?,
             &path,
+            scorer.remote_name(),
             &templates[0],
             routed.as_ref().map(|r| &r.customization),
             &options,

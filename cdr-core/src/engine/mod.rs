@@ -57,4 +57,6 @@ pub use search::{
     ModelEntry, PairEntry, PairsReport, PassEntry, Search, SearchSettings, SkippedEntry,
     model_name, search_pairs,
 };
-pub use settings::{PairSettings, RouterKind, Routing, RunSettings, ScoringSettings};
+pub use settings::{
+    PairSettings, RemoteBackend, RouterKind, Routing, RunSettings, ScoringSettings,
+};

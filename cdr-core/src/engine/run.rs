@@ -9,11 +9,11 @@ use tracing::debug;
 
 use crate::cache::{CacheKey, CacheTable, LogprobCache};
 use crate::error::{CoreError, Result};
-use crate::scorer::{DensityRatio, Item, ItemScore};
+use crate::scorer::{DensityRatio, Item, ItemScore, pair_template};
 
 use super::reporter::{Reporter, in_stage};
 use super::routing::{self, RouterCompute, RowInfo};
-use super::settings::{RunSettings, resolve};
+use super::settings::{RunSettings, load_scorer, resolve};
 
 /// A row of any input shape, as the scoring loop sees it.
 pub trait ScoredRow {
@@ -120,7 +120,20 @@ impl Engine {
         let weak = resolve(&settings.pair.weak, "weak")?;
         let options = settings.pair.scoring.score_options(&[&strong, &weak])?;
         let device = settings.pair.scoring.device;
-        let pair = DensityRatio::load(&strong, &weak, &device, options)?;
+        let scoring = &settings.pair.scoring;
+        let pair = match &scoring.remote {
+            None => DensityRatio::load(&strong, &weak, &device, options)?,
+            Some(_) => {
+                let template = pair_template(&strong, &options)?;
+                let dtype = options.dtype;
+                DensityRatio::from_parts(
+                    load_scorer(&settings.pair.strong, &strong, scoring, dtype)?,
+                    load_scorer(&settings.pair.weak, &weak, scoring, dtype)?,
+                    template,
+                    options,
+                )
+            }
+        };
         let customization = routing::customization(&settings.routing)?;
         if let Some(spec) = &settings.routing.router_model {
             resolve(spec, "router")?;
@@ -134,8 +147,10 @@ impl Engine {
             Some(dir) => {
                 let cache = LogprobCache::open(dir)?;
                 let (t, c, o) = (pair.template(), pair.customization(), pair.options());
-                let strong = cache_table(&cache, &strong, t, c, o, reporter)?;
-                let weak = cache_table(&cache, &weak, t, c, o, reporter)?;
+                let s_tag = pair.strong().remote_name();
+                let w_tag = pair.weak().remote_name();
+                let strong = tagged_cache_table(&cache, &strong, s_tag, t, c, o, reporter)?;
+                let weak = tagged_cache_table(&cache, &weak, w_tag, t, c, o, reporter)?;
                 tracing::info!(dir = %dir.display(), "log-prob cache");
                 pair.with_cache(strong, weak)
             }
@@ -284,8 +299,25 @@ pub fn cache_table(
     options: &crate::scorer::ScoreOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<CacheTable> {
+    tagged_cache_table(cache, model, None, template, customization, options, reporter)
+}
+
+/// [`cache_table`] for a model whose log-probs come from the server serving `remote` (by name):
+/// its entries are kept apart from local ones, whose dtype and kernels may differ.
+pub(crate) fn tagged_cache_table(
+    cache: &LogprobCache,
+    model: &std::path::Path,
+    remote: Option<&str>,
+    template: &cdr_prompt::ChatTemplate,
+    customization: Option<&Customization>,
+    options: &crate::scorer::ScoreOptions,
+    reporter: &mut dyn Reporter,
+) -> Result<CacheTable> {
     let id = cache.model_id(model)?;
-    let key = CacheKey::new(&id, options.dtype, template, customization, options.limits)?;
+    let mut key = CacheKey::new(&id, options.dtype, template, customization, options.limits)?;
+    if let Some(name) = remote {
+        key.dtype = format!("remote:{name}");
+    }
     let table = cache.table(&key)?;
     if table.dropped() > 0 {
         reporter.notice(&format!(

@@ -1,6 +1,7 @@
 //! What a run is asked to do, resolved once (by the CLI from its flags, by the Python package
 //! from keyword arguments) and handed to [`super::Engine::load`].
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -10,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::encode::Limits;
 use crate::error::{CoreError, Result};
 use crate::reward::Reduction;
-use crate::scorer::{ScoreOptions, TokenizerPolicy};
+use crate::remote::{RemoteModel, RemoteOptions};
+use crate::scorer::{ModelScorer, ScoreOptions, TokenizerPolicy};
 
 /// How each row's domain is chosen when the prompt is customized.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +87,19 @@ pub struct ScoringSettings {
     pub tokenizer_policy: TokenizerPolicy,
     /// The log-prob cache directory, if any.
     pub cache: Option<PathBuf>,
+    /// Log-probs from vLLM-compatible servers instead of local weights (`--backend remote`).
+    pub remote: Option<RemoteBackend>,
+}
+
+/// Which models' log-probs come from servers, and how cdr talks to them.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteBackend {
+    /// Each remote model's server URLs (replicas), by the model argument as given
+    /// ([`PairSettings::strong`], [`super::LogprobsSettings::model`]). A model with no entry runs
+    /// locally.
+    pub urls: BTreeMap<String, Vec<String>>,
+    /// Timeouts, retries, concurrency, token.
+    pub options: RemoteOptions,
 }
 
 impl Default for ScoringSettings {
@@ -101,6 +116,7 @@ impl Default for ScoringSettings {
             one_model_at_a_time: None,
             tokenizer_policy: TokenizerPolicy::Identical,
             cache: None,
+            remote: None,
         }
     }
 }
@@ -110,6 +126,10 @@ impl ScoringSettings {
     /// model is a GGUF file and the CPU has bf16 matrix units, else f32 (the exact path).
     pub fn dtype_for(&self, models: &[&Path]) -> ComputeDtype {
         self.dtype.unwrap_or_else(|| {
+            // The servers compute in their own dtype; f32 here only names the (unused) local one.
+            if self.remote.is_some() {
+                return ComputeDtype::F32;
+            }
             let gguf = !models.is_empty() && models.iter().all(|m| ModelDir::new(m).is_gguf());
             let dtype = cdr_models::kernels::default_dtype(gguf, self.device == Device::Cpu);
             tracing::info!(%dtype, "dtype auto");
@@ -186,6 +206,27 @@ impl RunSettings {
             chunk_rows: 64,
             skip_invalid: false,
         }
+    }
+}
+
+/// The scorer of model argument `spec` (resolved to `path`): remote when the settings give it
+/// server URLs, else local.
+pub(crate) fn load_scorer(
+    spec: &str,
+    path: &Path,
+    scoring: &ScoringSettings,
+    dtype: ComputeDtype,
+) -> Result<ModelScorer> {
+    let scorer = ModelScorer::load(path, &scoring.device, dtype)?;
+    match scoring.remote.as_ref() {
+        Some(remote) => {
+            let urls = remote.urls.get(spec).ok_or_else(|| {
+                CoreError::Invalid(format!("no server URL given for the remote model {spec}"))
+            })?;
+            let served = RemoteModel::connect(urls, None, remote.options.clone())?;
+            Ok(scorer.with_remote(served))
+        }
+        None => Ok(scorer),
     }
 }
 
