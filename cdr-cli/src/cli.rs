@@ -644,4 +644,13 @@ pub struct ServeArgs {
     /// On SIGTERM, seconds the requests in flight may take to finish.
     #[arg(long, default_value_t = 120)]
     pub drain_timeout: u64,
+
+    /// Seconds a connection has to send its request line and headers (slow clients are
+    /// dropped).
+    #[arg(long, default_value_t = 10)]
+    pub header_timeout: u64,
+
+    /// Seconds a request body has to arrive (408 after).
+    #[arg(long, default_value_t = 30)]
+    pub body_timeout: u64,
 }

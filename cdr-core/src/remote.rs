@@ -95,9 +95,15 @@ enum Attempt {
 impl RemoteModel {
     /// Connects to each URL's `/v1/models`: the served model's name (the only one, or
     /// `model_name` among several) and whether it takes `prompt_logprobs_start`.
-    pub fn connect(urls: &[String], model_name: Option<&str>, options: RemoteOptions) -> Result<Self> {
+    pub fn connect(
+        urls: &[String],
+        model_name: Option<&str>,
+        options: RemoteOptions,
+    ) -> Result<Self> {
         if urls.is_empty() {
-            return Err(CoreError::Invalid("a remote model needs at least one URL".into()));
+            return Err(CoreError::Invalid(
+                "a remote model needs at least one URL".into(),
+            ));
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(options.timeout))
@@ -157,7 +163,8 @@ impl RemoteModel {
     /// `log p(ids[t] | ids[..t])` for `t in start..len` of each span, as
     /// [`cdr_models::Model::score_spans`] returns them, from the servers.
     pub fn score_spans(&self, spans: &[ScoreSpan<'_>]) -> Result<Vec<Vec<f32>>> {
-        let results: Vec<Mutex<Option<Vec<f32>>>> = spans.iter().map(|_| Mutex::new(None)).collect();
+        let results: Vec<Mutex<Option<Vec<f32>>>> =
+            spans.iter().map(|_| Mutex::new(None)).collect();
         let next = AtomicUsize::new(0);
         let failure: Mutex<Option<CoreError>> = Mutex::new(None);
         let workers = (self.endpoints.len() * self.options.concurrency.max(1)).min(spans.len());
@@ -228,7 +235,11 @@ impl RemoteModel {
         }
     }
 
-    fn request(&self, endpoint: &Endpoint, span: &ScoreSpan<'_>) -> std::result::Result<Vec<f32>, Attempt> {
+    fn request(
+        &self,
+        endpoint: &Endpoint,
+        span: &ScoreSpan<'_>,
+    ) -> std::result::Result<Vec<f32>, Attempt> {
         let mut body = json!({
             "model": endpoint.model,
             "prompt": span.ids,
@@ -239,9 +250,7 @@ impl RemoteModel {
         if endpoint.start_field {
             body["prompt_logprobs_start"] = json!(span.start);
         }
-        let mut request = self
-            .agent
-            .post(format!("{}/v1/completions", endpoint.base));
+        let mut request = self.agent.post(format!("{}/v1/completions", endpoint.base));
         if let Some(t) = &self.options.token {
             request = request.header("Authorization", format!("Bearer {t}"));
         }
@@ -264,7 +273,10 @@ fn retrying(
             Err(Attempt::Fail(m)) => return Err(remote_error(url, m)),
             Err(Attempt::Retry(m, after)) => {
                 if tries >= options.retries {
-                    return Err(remote_error(url, format!("{m} (gave up after {} tries)", tries + 1)));
+                    return Err(remote_error(
+                        url,
+                        format!("{m} (gave up after {} tries)", tries + 1),
+                    ));
                 }
                 warn!(url, "retrying: {m}");
                 std::thread::sleep(after.unwrap_or(wait).max(wait));
@@ -292,7 +304,10 @@ fn answer(
         .read_to_string()
         .map_err(|e| Attempt::Retry(format!("reading the answer: {e}"), None))?;
     if status == 429 || status >= 500 {
-        return Err(Attempt::Retry(format!("HTTP {status}: {}", excerpt(&text)), retry_after));
+        return Err(Attempt::Retry(
+            format!("HTTP {status}: {}", excerpt(&text)),
+            retry_after,
+        ));
     }
     if status >= 400 {
         return Err(Attempt::Fail(format!("HTTP {status}: {}", excerpt(&text))));
@@ -319,9 +334,9 @@ pub fn parse_prompt_logprobs(
     response: &Value,
     span: &ScoreSpan<'_>,
 ) -> std::result::Result<Vec<f32>, String> {
-    let list = response["choices"][0]["prompt_logprobs"]
-        .as_array()
-        .ok_or("the answer has no choices[0].prompt_logprobs list (is it a vLLM-compatible server?)")?;
+    let list = response["choices"][0]["prompt_logprobs"].as_array().ok_or(
+        "the answer has no choices[0].prompt_logprobs list (is it a vLLM-compatible server?)",
+    )?;
     if list.len() != span.ids.len() {
         return Err(format!(
             "prompt_logprobs has {} entries for a prompt of {} tokens",
@@ -335,7 +350,9 @@ pub fn parse_prompt_logprobs(
             let entry = &list[t][id.to_string()];
             let lp = entry["logprob"].as_f64().or_else(|| {
                 // Some servers write -inf as a string.
-                entry["logprob"].as_str().and_then(|s| s.parse::<f64>().ok())
+                entry["logprob"]
+                    .as_str()
+                    .and_then(|s| s.parse::<f64>().ok())
             });
             lp.map(|lp| lp as f32).ok_or_else(|| {
                 format!("prompt_logprobs[{t}] has no log-prob for the prompt's token {id}")
@@ -367,16 +384,55 @@ mod tests {
             }]
         });
         let ids = [1, 1014, 29892, 590];
-        let all = parse_prompt_logprobs(&response, &ScoreSpan { ids: &ids, start: 1 }).unwrap();
+        let all = parse_prompt_logprobs(
+            &response,
+            &ScoreSpan {
+                ids: &ids,
+                start: 1,
+            },
+        )
+        .unwrap();
         assert_eq!(all, vec![-9.5, -0.75, -3.0]);
-        let tail = parse_prompt_logprobs(&response, &ScoreSpan { ids: &ids, start: 3 }).unwrap();
+        let tail = parse_prompt_logprobs(
+            &response,
+            &ScoreSpan {
+                ids: &ids,
+                start: 3,
+            },
+        )
+        .unwrap();
         assert_eq!(tail, vec![-3.0]);
         let wrong = [1, 1014, 29892, 7];
-        let e = parse_prompt_logprobs(&response, &ScoreSpan { ids: &wrong, start: 1 }).unwrap_err();
+        let e = parse_prompt_logprobs(
+            &response,
+            &ScoreSpan {
+                ids: &wrong,
+                start: 1,
+            },
+        )
+        .unwrap_err();
         assert!(e.contains("token 7"), "{e}");
         let short = [1, 1014];
-        assert!(parse_prompt_logprobs(&response, &ScoreSpan { ids: &short, start: 1 }).is_err());
-        assert!(parse_prompt_logprobs(&json!({"choices": []}), &ScoreSpan { ids: &ids, start: 1 }).is_err());
+        assert!(
+            parse_prompt_logprobs(
+                &response,
+                &ScoreSpan {
+                    ids: &short,
+                    start: 1
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            parse_prompt_logprobs(
+                &json!({"choices": []}),
+                &ScoreSpan {
+                    ids: &ids,
+                    start: 1
+                }
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -172,8 +172,10 @@ impl<B: Backend> LlamaForCausalLm<B> {
             return Ok(picked);
         }
         let n = targets.len();
-        let targets =
-            Tensor::<B, 2, Int>::from_data(TensorData::new(targets.to_vec(), [n, 1]), &self.device());
+        let targets = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(targets.to_vec(), [n, 1]),
+            &self.device(),
+        );
         let logits = logits.cast(DType::F32);
         let max = logits.clone().max_dim(1);
         let log_sum = (logits.clone() - max.clone()).exp().sum_dim(1).log() + max;

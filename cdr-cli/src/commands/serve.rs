@@ -34,6 +34,8 @@ pub fn run(args: ServeArgs, printer: &mut Printer) -> anyhow::Result<()> {
         max_batch_tokens: args.scoring.compute.max_batch_tokens,
         queue_capacity: args.max_queue,
         drain_timeout: Duration::from_secs(args.drain_timeout),
+        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        body_timeout: Duration::from_secs(args.body_timeout.max(1)),
         ..ServeSettings::default()
     };
     let mode = match (&args.strong, &args.weak, &args.model) {
@@ -62,7 +64,9 @@ pub fn run(args: ServeArgs, printer: &mut Printer) -> anyhow::Result<()> {
             };
             let engine = Engine::load(run, printer).map_err(with_hint)?;
             // Loaded now, not on the first request: a client should not time out on it.
-            if !engine.pair().one_model_at_a_time() && engine.pair().strong().remote_name().is_none() {
+            if !engine.pair().one_model_at_a_time()
+                && engine.pair().strong().remote_name().is_none()
+            {
                 engine.pair().strong().model()?;
                 engine.pair().weak().model()?;
             }

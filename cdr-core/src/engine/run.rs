@@ -299,7 +299,15 @@ pub fn cache_table(
     options: &crate::scorer::ScoreOptions,
     reporter: &mut dyn Reporter,
 ) -> Result<CacheTable> {
-    tagged_cache_table(cache, model, None, template, customization, options, reporter)
+    tagged_cache_table(
+        cache,
+        model,
+        None,
+        template,
+        customization,
+        options,
+        reporter,
+    )
 }
 
 /// [`cache_table`] for a model whose log-probs come from the server serving `remote` (by name):

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::encode::Limits;
 use crate::error::{CoreError, Result};
-use crate::reward::Reduction;
 use crate::remote::{RemoteModel, RemoteOptions};
+use crate::reward::Reduction;
 use crate::scorer::{ModelScorer, ScoreOptions, TokenizerPolicy};
 
 /// How each row's domain is chosen when the prompt is customized.
