@@ -112,11 +112,12 @@ fn reduce(logits: &[f32], target: u32, top: usize, exact: Option<f32>) -> Ranked
         }
     };
     let rank = 1 + logits.iter().filter(|&&x| x > value).count();
-    let keep = top.max(1);
+    // The next-token row always wants the greedy token; a scored position only what was asked.
+    let keep = if exact.is_some() { top } else { top.max(1) };
     // Most likely first, ties by lower id; kept sorted, so each logit costs one comparison
     // against the current k-th unless it enters.
     let mut best: Vec<(u32, f32)> = Vec::with_capacity(keep + 1);
-    for (id, &x) in logits.iter().enumerate() {
+    for (id, &x) in logits.iter().enumerate().filter(|_| keep > 0) {
         if best.len() == keep && best.last().is_some_and(|&(_, last)| x <= last) {
             continue;
         }

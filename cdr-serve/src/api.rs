@@ -451,7 +451,7 @@ mod tests {
         assert!(many.echo);
         for (body, needle) in [
             (&br#"{"prompt": "a", "max_tokens": 16}"#[..], "0 or 1"),
-            (br#"{"prompt": [1, -2]}"#, "`prompt`"),
+            (br#"{"prompt": [1, -2]}"#, "`prompt[1]` must be a token id"),
             (br#"{"prompt": "a", "prompt_logprobs": 21}"#, "at most 20"),
             (br#"{"prompt": "a", "stream": true}"#, "stream"),
             (br#"{"prompt": []}"#, "empty"),
