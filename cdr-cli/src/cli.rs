@@ -366,6 +366,11 @@ pub struct EvalArgs {
     /// report.html (self-contained), report.json and the SVGs.
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
+    /// Write a RewardBench results file, DIR/<strong model>.json (a hub id `org/name` nests as
+    /// RewardBench's results/eval-set/org/name.json): per-subset scores of RewardBench v1
+    /// (pairwise rows) or v2 (rows with lists of chosen and rejected), with `ref_model` = weak.
+    #[arg(long, value_name = "DIR")]
+    pub results_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

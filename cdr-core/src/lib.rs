@@ -17,6 +17,7 @@ mod llm_router;
 pub mod pairs;
 pub mod reward;
 pub mod rewardbench;
+pub mod rewardbench2;
 mod router;
 mod scorer;
 

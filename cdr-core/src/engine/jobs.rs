@@ -5,14 +5,16 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use cdr_data::{
-    ReadOptions, ReadOutcome, RecordWriter, Row, Shard, WriteOptions, read_best_of_n,
+    ReadOptions, ReadOutcome, RecordWriter, Row, Shard, WriteOptions, read_best_of_n, read_multi,
     read_pairwise, read_records, read_rows,
 };
 
 use crate::best_of_n::{NoPair, PairStrategy};
 use crate::error::Result;
 
-use super::records::{EvalReport, PairScore, ResponsesScore, preference_pair, tally};
+use super::records::{
+    EvalReport, MultiScore, PairScore, ResponsesScore, preference_pair, tally, tally_multi,
+};
 use super::reporter::Reporter;
 use super::run::{Engine, Pass, RunStats};
 
@@ -195,8 +197,89 @@ pub fn report(
         truncated_responses: truncated,
         skipped_rows,
         rewardbench: accuracy.rewardbench(),
+        rewardbench2: None,
         results: accuracy,
     }
+}
+
+/// The eval of scored RewardBench 2 rows: accuracy (every chosen completion above every rejected
+/// one) per subset and domain, and RewardBench 2's scores.
+pub fn report_multi(
+    engine: &Engine,
+    source: &str,
+    scored: &[MultiScore],
+    skipped_rows: usize,
+) -> Result<EvalReport> {
+    let (accuracy, truncated, rewardbench2) = tally_multi(scored)?;
+    let pair = engine.pair();
+    Ok(EvalReport {
+        input: source.to_string(),
+        strong: engine.settings().pair.strong.clone(),
+        weak: engine.settings().pair.weak.clone(),
+        template: pair.template().name().to_string(),
+        reduction: format!("{:?}", pair.options().reduction).to_lowercase(),
+        rows: scored.len(),
+        accuracy: accuracy.overall.accuracy(),
+        truncated_responses: truncated,
+        skipped_rows,
+        rewardbench: None,
+        rewardbench2,
+        results: accuracy,
+    })
+}
+
+/// `cdr eval` on RewardBench 2 rows (lists of `chosen` and `rejected` completions, see
+/// [`cdr_data::read_multi`]): every completion scored (into `output` when given, resumably), then
+/// the report over every row of this shard, the output's earlier rows included.
+pub fn eval_rewardbench2_file(
+    engine: &Engine,
+    input: &Input,
+    output: Option<&Output>,
+    shard: Option<Shard>,
+    reporter: &mut dyn Reporter,
+) -> Result<(EvalReport, Vec<MultiScore>, FileSummary)> {
+    let mut outcome = read_multi(&input.path, &input.read)?;
+    report_read_skips(&outcome, reporter);
+    outcome
+        .rows
+        .retain(|r| shard.is_none_or(|s| s.contains(&r.row.id)));
+    let mut writer = output.map(Output::open).transpose()?;
+    let done = writer.as_ref().map(|w| w.ids().clone()).unwrap_or_default();
+    let mut scored: Vec<MultiScore> = Vec::new();
+    let stats = engine.score(
+        &outcome.rows,
+        &Pass {
+            done: &done,
+            source: &input.name(),
+            stage: "eval",
+            skip_invalid: engine.settings().skip_invalid,
+        },
+        reporter,
+        |r, s, domain| {
+            let record = MultiScore::new(r, s, domain.map(str::to_string));
+            if let Some(w) = writer.as_mut() {
+                w.write(&record)?;
+            }
+            scored.push(record);
+            Ok(())
+        },
+    )?;
+    let mut summary = FileSummary {
+        stats,
+        read_skipped: outcome.skipped.len(),
+        ..FileSummary::default()
+    };
+    if let (Some(w), Some(out)) = (writer, output) {
+        summary.written = out.finish(w, &input.path, reporter)?;
+        summary.path = out.file();
+        // Ties is scored over all its rows at once: the report needs the earlier runs' rows too.
+        let mut earlier: Vec<MultiScore> = read_records(&summary.path, None)?;
+        let fresh: HashSet<&str> = scored.iter().map(|s| s.id.as_str()).collect();
+        earlier.retain(|s| !fresh.contains(s.id.as_str()));
+        scored.extend(earlier);
+    }
+    let report = report_multi(engine, &input.name(), &scored, summary.skipped_rows())?;
+    Ok((report, scored, summary))
 }
 
 /// `cdr eval`: pairwise rows scored (into `output` when given, resumably), then the report over
