@@ -157,6 +157,10 @@ pub enum PairStrategyArg {
     BestWorst,
     /// Highest vs a seeded random response scoring below it.
     BestRandom,
+    /// Highest vs lowest `reward - alpha * length` (response tokens), one alpha for the whole
+    /// file chosen so that chosen and rejected are equally long on average; samples at the token
+    /// limit are dropped. Scores are kept in <output>.scores.jsonl (what resumes).
+    LengthControlled,
 }
 
 /// The model pair and how it scores.

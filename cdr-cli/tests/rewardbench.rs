@@ -97,7 +97,7 @@ fn rewardbench2_scores_match_the_python_reference_and_survive_resume() {
         .iter()
         .filter_map(|r| r["credit"].as_f64())
         .collect();
-    assert!(credits.iter().any(|&c| c == 0.25), "{credits:?}");
+    assert!(credits.contains(&0.25), "{credits:?}");
     assert!(records.iter().any(|r| r["credit"].is_null()));
 
     let r = read_json(&report);

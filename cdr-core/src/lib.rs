@@ -13,6 +13,7 @@ pub mod engine;
 mod error;
 pub mod eval;
 mod generation;
+pub mod length_control;
 mod llm_router;
 pub mod pairs;
 pub mod reward;

@@ -87,17 +87,17 @@ pub fn read_multi(path: impl AsRef<Path>, options: &ReadOptions) -> Result<ReadO
         }
         let rejected = lists.pop().unwrap_or_default();
         let chosen = lists.pop().unwrap_or_default();
-        if let Some(n) = object.get(NUM_CORRECT) {
-            if n.as_u64() != Some(chosen.len() as u64) {
-                return Err(RowError::new(
-                    NUM_CORRECT,
-                    format!(
-                        "is {n}, but `{}` holds {} completions",
-                        fields.chosen,
-                        chosen.len()
-                    ),
-                ));
-            }
+        if let Some(n) = object.get(NUM_CORRECT)
+            && n.as_u64() != Some(chosen.len() as u64)
+        {
+            return Err(RowError::new(
+                NUM_CORRECT,
+                format!(
+                    "is {n}, but `{}` holds {} completions",
+                    fields.chosen,
+                    chosen.len()
+                ),
+            ));
         }
         let num_chosen = chosen.len();
         let responses: Vec<Value> = chosen

@@ -40,8 +40,9 @@ pub use generate::{
     GenerateSettings, GenerateSummary, GeneratedRow, generate_file, generated_path,
 };
 pub use jobs::{
-    AnnotateSummary, FileSummary, Input, Output, annotate_file, eval_file, eval_rewardbench2_file,
-    report, report_multi, score_file,
+    AnnotateSummary, FileSummary, Input, LengthControlSummary, Output, annotate_file,
+    annotate_length_controlled, eval_file, eval_rewardbench2_file, report, report_multi,
+    score_file, scores_path,
 };
 pub use logprobs::{
     LogprobsPass, LogprobsSettings, LogprobsSummary, ResponseLogprobs, RowLogprobs, logprobs_file,

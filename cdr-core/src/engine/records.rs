@@ -112,7 +112,9 @@ pub fn preference_pair(
         &r.responses[sel.rejected],
         rewards[sel.chosen],
         rewards[sel.rejected],
-    );
+    )
+    // TRL's RewardTrainer reads a `margin` column.
+    .with_extra("margin", rewards[sel.chosen] - rewards[sel.rejected]);
     if let Some(subset) = &r.subset {
         pair = pair.with_extra("subset", subset.as_str());
     }
