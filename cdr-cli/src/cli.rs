@@ -160,6 +160,10 @@ pub enum PairStrategyArg {
     BestWorst,
     /// Highest vs a seeded random response scoring below it.
     BestRandom,
+    /// Highest vs lowest `reward - alpha * length` (response tokens), one alpha for the whole
+    /// file chosen so that chosen and rejected are equally long on average; samples at the token
+    /// limit are dropped. Scores are kept in <output>.scores.jsonl (what resumes).
+    LengthControlled,
 }
 
 /// The model pair and how it scores.
@@ -416,6 +420,11 @@ pub struct EvalArgs {
     /// report.html (self-contained), report.json and the SVGs.
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
+    /// Write a RewardBench results file, DIR/<strong model>.json (a hub id `org/name` nests as
+    /// RewardBench's results/eval-set/org/name.json): per-subset scores of RewardBench v1
+    /// (pairwise rows) or v2 (rows with lists of chosen and rejected), with `ref_model` = weak.
+    #[arg(long, value_name = "DIR")]
+    pub results_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

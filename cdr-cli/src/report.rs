@@ -66,6 +66,47 @@ pub fn markdown(r: &EvalReport) -> String {
         }
         out.push('\n');
     }
+    if let Some(rb) = &r.rewardbench2 {
+        let _ = writeln!(
+            out,
+            "| RewardBench 2 subset | rows | score |\n|---|---:|---:|"
+        );
+        for s in &rb.subsets {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.2} |",
+                s.subset,
+                s.rows,
+                100.0 * s.score
+            );
+        }
+        match rb.score {
+            Some(score) => {
+                let _ = writeln!(out, "| **score** | | **{:.2}** |", 100.0 * score);
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "| mean of subsets present | | {:.2} (score needs all six; missing: {}) |",
+                    100.0 * rb.mean,
+                    rb.missing.join(", ")
+                );
+            }
+        }
+        if let Some(t) = &rb.ties {
+            let _ = writeln!(
+                out,
+                "\nTies: ref accuracy {:.4}, tied accuracy {:.4}, correctness preferred {:.4} (hard {:.4}), margin {:.4} over {} paired prompts",
+                t.ref_accuracy,
+                t.tied_accuracy,
+                t.correctness_preferred,
+                t.correctness_preferred_hard,
+                t.margin_score,
+                t.paired_prompts
+            );
+        }
+        out.push('\n');
+    }
     let _ = writeln!(
         out,
         "**overall: {:.2}% of {} rows** ({} truncated responses, {} rows skipped)",

@@ -123,6 +123,11 @@ pub fn write_eval(dir: &Path, report: &EvalReport, rows: &[PairScore]) -> anyhow
     write(dir, &crate::report::markdown(report), &figures, report)
 }
 
+/// `cdr eval --report-dir` on RewardBench 2 rows: the report, without the pairwise plots.
+pub fn write_eval_multi(dir: &Path, report: &EvalReport) -> anyhow::Result<()> {
+    write(dir, &crate::report::markdown(report), &[], report)
+}
+
 /// `cdr pairs --report-dir`: the heat map, then the best pair's plots.
 pub fn write_pairs(
     dir: &Path,

@@ -13,11 +13,13 @@ pub mod engine;
 mod error;
 pub mod eval;
 mod generation;
+pub mod length_control;
 mod llm_router;
 pub mod pairs;
 mod remote;
 pub mod reward;
 pub mod rewardbench;
+pub mod rewardbench2;
 mod router;
 mod scorer;
 

@@ -11,6 +11,7 @@ mod format;
 mod id;
 mod json;
 mod jsonl;
+mod multi;
 mod normalize;
 mod ordered_json;
 mod pair;
@@ -27,6 +28,7 @@ pub use cdr_types::{Message, ROLES, draw};
 pub use error::{DataError, Position, Result};
 pub use fields::Fields;
 pub use format::Format;
+pub use multi::{MultiRow, NUM_CORRECT, has_multi_rows, read_multi};
 pub use pair::PreferencePair;
 pub use prompts::{PromptRow, read_prompts};
 pub use read::{

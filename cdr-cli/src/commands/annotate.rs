@@ -2,7 +2,9 @@
 //! when `--policy` is given.
 
 use cdr_core::best_of_n::PairStrategy;
-use cdr_core::engine::{GenerateSettings, annotate_file, generated_path};
+use cdr_core::engine::{
+    GenerateSettings, Output, annotate_file, annotate_length_controlled, generated_path,
+};
 
 use crate::cli::{AnnotateArgs, PairStrategyArg};
 use crate::printer::Printer;
@@ -15,6 +17,7 @@ pub fn run(args: AnnotateArgs, printer: &mut Printer) -> anyhow::Result<()> {
     let strategy = match args.pair_strategy {
         PairStrategyArg::BestWorst => PairStrategy::BestWorst,
         PairStrategyArg::BestRandom => PairStrategy::BestRandom { seed: args.seed },
+        PairStrategyArg::LengthControlled => return length_controlled(&args, &out, printer),
     };
     let engine = load_engine(&args.run, printer)?;
     let summary =
@@ -28,6 +31,40 @@ pub fn run(args: AnnotateArgs, printer: &mut Printer) -> anyhow::Result<()> {
         "{} preference pairs in {}",
         summary.file.written,
         summary.file.path.display()
+    ));
+    Ok(())
+}
+
+/// `--pair-strategy length-controlled`: scores every row, then pairs them with one alpha; the
+/// search's result goes to stderr and to `<output>.report.json`.
+fn length_controlled(
+    args: &AnnotateArgs,
+    out: &Output,
+    printer: &mut Printer,
+) -> anyhow::Result<()> {
+    let engine = load_engine(&args.run, printer)?;
+    let summary = annotate_length_controlled(&engine, &input(&args.run.io), out, printer)
+        .map_err(with_hint)?;
+    printer.file_summary(&summary.file);
+    printer.cache_summary(engine.pair());
+    for (why, n) in &summary.no_pair {
+        printer.note(format_args!("{n} rows gave no pair ({why})"));
+    }
+    if let Some(s) = &summary.search {
+        printer.note(format_args!(
+            "length control: alpha {:.6} per token; mean chosen-rejected length gap {:.1} -> {:.1} tokens (mean length {:.1}); {} samples at the token limit dropped",
+            s.alpha, s.gap_before, s.gap_after, summary.mean_length, summary.dropped_truncated
+        ));
+    }
+    let mut report = out.path.clone().into_os_string();
+    report.push(".report.json");
+    let report = std::path::PathBuf::from(report);
+    crate::report::write_json(&report, &summary)?;
+    printer.note(format_args!(
+        "{} preference pairs in {} (report in {})",
+        summary.pairs,
+        summary.file.path.display(),
+        report.display()
     ));
     Ok(())
 }

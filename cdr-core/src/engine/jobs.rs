@@ -5,14 +5,18 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use cdr_data::{
-    ReadOptions, ReadOutcome, RecordWriter, Row, Shard, WriteOptions, read_best_of_n,
+    ReadOptions, ReadOutcome, RecordWriter, Row, Shard, WriteOptions, read_best_of_n, read_multi,
     read_pairwise, read_records, read_rows,
 };
 
 use crate::best_of_n::{NoPair, PairStrategy};
+use crate::error::CoreError;
 use crate::error::Result;
+use crate::length_control::{AlphaSearch, Candidates, search_alpha};
 
-use super::records::{EvalReport, PairScore, ResponsesScore, preference_pair, tally};
+use super::records::{
+    EvalReport, MultiScore, PairScore, ResponsesScore, preference_pair, tally, tally_multi,
+};
 use super::reporter::Reporter;
 use super::run::{Engine, Pass, RunStats};
 
@@ -195,8 +199,89 @@ pub fn report(
         truncated_responses: truncated,
         skipped_rows,
         rewardbench: accuracy.rewardbench(),
+        rewardbench2: None,
         results: accuracy,
     }
+}
+
+/// The eval of scored RewardBench 2 rows: accuracy (every chosen completion above every rejected
+/// one) per subset and domain, and RewardBench 2's scores.
+pub fn report_multi(
+    engine: &Engine,
+    source: &str,
+    scored: &[MultiScore],
+    skipped_rows: usize,
+) -> Result<EvalReport> {
+    let (accuracy, truncated, rewardbench2) = tally_multi(scored)?;
+    let pair = engine.pair();
+    Ok(EvalReport {
+        input: source.to_string(),
+        strong: engine.settings().pair.strong.clone(),
+        weak: engine.settings().pair.weak.clone(),
+        template: pair.template().name().to_string(),
+        reduction: format!("{:?}", pair.options().reduction).to_lowercase(),
+        rows: scored.len(),
+        accuracy: accuracy.overall.accuracy(),
+        truncated_responses: truncated,
+        skipped_rows,
+        rewardbench: None,
+        rewardbench2,
+        results: accuracy,
+    })
+}
+
+/// `cdr eval` on RewardBench 2 rows (lists of `chosen` and `rejected` completions, see
+/// [`cdr_data::read_multi`]): every completion scored (into `output` when given, resumably), then
+/// the report over every row of this shard, the output's earlier rows included.
+pub fn eval_rewardbench2_file(
+    engine: &Engine,
+    input: &Input,
+    output: Option<&Output>,
+    shard: Option<Shard>,
+    reporter: &mut dyn Reporter,
+) -> Result<(EvalReport, Vec<MultiScore>, FileSummary)> {
+    let mut outcome = read_multi(&input.path, &input.read)?;
+    report_read_skips(&outcome, reporter);
+    outcome
+        .rows
+        .retain(|r| shard.is_none_or(|s| s.contains(&r.row.id)));
+    let mut writer = output.map(Output::open).transpose()?;
+    let done = writer.as_ref().map(|w| w.ids().clone()).unwrap_or_default();
+    let mut scored: Vec<MultiScore> = Vec::new();
+    let stats = engine.score(
+        &outcome.rows,
+        &Pass {
+            done: &done,
+            source: &input.name(),
+            stage: "eval",
+            skip_invalid: engine.settings().skip_invalid,
+        },
+        reporter,
+        |r, s, domain| {
+            let record = MultiScore::new(r, s, domain.map(str::to_string));
+            if let Some(w) = writer.as_mut() {
+                w.write(&record)?;
+            }
+            scored.push(record);
+            Ok(())
+        },
+    )?;
+    let mut summary = FileSummary {
+        stats,
+        read_skipped: outcome.skipped.len(),
+        ..FileSummary::default()
+    };
+    if let (Some(w), Some(out)) = (writer, output) {
+        summary.written = out.finish(w, &input.path, reporter)?;
+        summary.path = out.file();
+        // Ties is scored over all its rows at once: the report needs the earlier runs' rows too.
+        let mut earlier: Vec<MultiScore> = read_records(&summary.path, None)?;
+        let fresh: HashSet<&str> = scored.iter().map(|s| s.id.as_str()).collect();
+        earlier.retain(|s| !fresh.contains(s.id.as_str()));
+        scored.extend(earlier);
+    }
+    let report = report_multi(engine, &input.name(), &scored, summary.skipped_rows())?;
+    Ok((report, scored, summary))
 }
 
 /// `cdr eval`: pairwise rows scored (into `output` when given, resumably), then the report over
@@ -307,4 +392,187 @@ pub fn annotate_file(
 
 fn no_pair_reason(why: NoPair) -> String {
     format!("{why:?}")
+}
+
+/// The file beside `output` where a length-controlled annotation keeps its scored rows:
+/// `OUTPUT.scores.jsonl`. The pairs need every row's rewards first (one `alpha` for the file),
+/// so the scores are what resumes; the pairs are rewritten from them at the end of every run.
+pub fn scores_path(output: &Path) -> PathBuf {
+    let mut p = output.as_os_str().to_owned();
+    p.push(".scores.jsonl");
+    PathBuf::from(p)
+}
+
+/// What a length-controlled annotation did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LengthControlSummary {
+    /// The file run's summary (scoring into the scores file; `path`, `written`: the pairs).
+    #[serde(skip)]
+    pub file: FileSummary,
+    /// The penalty per response token and the mean chosen-minus-rejected length before
+    /// (`alpha = 0`) and after.
+    pub search: Option<AlphaSearch>,
+    /// Mean length (response tokens) of the samples kept.
+    pub mean_length: f64,
+    /// Pairs written.
+    pub pairs: usize,
+    /// Samples left out because they hit the token limit (cut to --max-response-tokens, or a
+    /// generated sample that stopped for length).
+    pub dropped_truncated: usize,
+    /// Rows that gave no pair, counted by reason.
+    pub no_pair: std::collections::BTreeMap<String, usize>,
+}
+
+/// `cdr annotate --pair-strategy length-controlled`: every row scored into [`scores_path`]
+/// (resumably), samples at the token limit dropped, one `alpha` searched over the whole file
+/// ([`search_alpha`]), then each row's pair picked by `reward - alpha * length` and the pairs
+/// file written afresh. Pairs carry `margin` (the chosen minus the rejected penalized reward, so
+/// never negative), `length_chosen` and `length_rejected` (response tokens).
+///
+/// A sharded run is refused: `alpha` must see every row. Share the scoring work instead through
+/// the log-prob cache (sharded `cdr logprobs` runs, or any scoring run with the same cache),
+/// then annotate once.
+pub fn annotate_length_controlled(
+    engine: &Engine,
+    input: &Input,
+    output: &Output,
+    reporter: &mut dyn Reporter,
+) -> Result<LengthControlSummary> {
+    if let Some(shard) = output.shard {
+        return Err(CoreError::Invalid(format!(
+            "length-controlled pairs need one alpha over the whole file, but this run is shard \
+             {shard}; annotate unsharded (fill the log-prob cache with sharded runs first)"
+        )));
+    }
+    let outcome = read_best_of_n(&input.path, &input.read)?;
+    report_read_skips(&outcome, reporter);
+    let scores_file = scores_path(&output.path);
+    let mut writer = RecordWriter::open(
+        &scores_file,
+        &WriteOptions {
+            fresh: output.fresh,
+            ..WriteOptions::default()
+        },
+    )?;
+    let done = writer.ids().clone();
+    let stats = engine.score(
+        &outcome.rows,
+        &Pass {
+            done: &done,
+            source: &input.name(),
+            stage: "annotate",
+            skip_invalid: engine.settings().skip_invalid,
+        },
+        reporter,
+        |r, s, domain| {
+            writer.write(&ResponsesScore::new(r, s, domain.map(str::to_string)))?;
+            Ok(())
+        },
+    )?;
+    writer.finish()?;
+    let scored: std::collections::HashMap<String, ResponsesScore> =
+        read_records::<ResponsesScore>(&scores_file, None)?
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect();
+
+    let limit = engine.pair().options().limits.max_response_tokens;
+    let mut summary = LengthControlSummary::default();
+    // (row, its score record, the kept samples' indices, their candidates), in input order.
+    let mut kept = Vec::new();
+    let (mut length_sum, mut samples) = (0.0, 0usize);
+    for row in &outcome.rows {
+        let Some(score) = scored.get(&row.id) else {
+            continue;
+        };
+        if score.scores.len() != row.responses.len() {
+            return Err(CoreError::Invalid(format!(
+                "{}: row `{}` has {} scores for {} responses; the input changed since it was \
+                 scored (rerun with --fresh)",
+                scores_file.display(),
+                row.id,
+                score.scores.len(),
+                row.responses.len()
+            )));
+        }
+        let finish = row.extra.get("finish_reasons").and_then(|v| v.as_array());
+        let at_limit = |i: usize| {
+            let s = &score.scores[i];
+            let stopped_for_length = finish
+                .and_then(|f| f.get(i))
+                .and_then(|v| v.as_str())
+                .is_some_and(|v| v == "length");
+            (s.truncated && s.n_response_tokens >= limit) || stopped_for_length
+        };
+        let idx: Vec<usize> = (0..row.responses.len()).filter(|&i| !at_limit(i)).collect();
+        summary.dropped_truncated += row.responses.len() - idx.len();
+        let candidates = Candidates {
+            texts: idx.iter().map(|&i| row.responses[i].clone()).collect(),
+            rewards: idx.iter().map(|&i| score.scores[i].reward).collect(),
+            lengths: idx
+                .iter()
+                .map(|&i| score.scores[i].n_response_tokens as f64)
+                .collect(),
+        };
+        length_sum += candidates.lengths.iter().sum::<f64>();
+        samples += idx.len();
+        kept.push((row, score, candidates));
+    }
+    summary.mean_length = if samples == 0 {
+        0.0
+    } else {
+        length_sum / samples as f64
+    };
+    let all: Vec<Candidates> = kept.iter().map(|(_, _, c)| c.clone()).collect();
+    let search = search_alpha(&all);
+    let alpha = search.alpha;
+    summary.search = Some(search);
+
+    let mut pairs = RecordWriter::open(
+        &output.path,
+        &WriteOptions {
+            fresh: true,
+            ..WriteOptions::default()
+        },
+    )?;
+    for (row, score, c) in &kept {
+        let Some(pick) = c.pick(alpha) else {
+            let why = if c.texts.len() < 2 {
+                NoPair::TooFew
+            } else if (0..c.texts.len()).all(|i| c.penalized(i, alpha) == c.penalized(0, alpha)) {
+                NoPair::AllTied
+            } else {
+                NoPair::IdenticalTexts
+            };
+            *summary.no_pair.entry(no_pair_reason(why)).or_default() += 1;
+            continue;
+        };
+        let (ch, rj) = (pick.chosen, pick.rejected);
+        let mut pair = cdr_data::PreferencePair::new(
+            &row.id,
+            row.prompt.clone(),
+            &c.texts[ch],
+            &c.texts[rj],
+            c.rewards[ch],
+            c.rewards[rj],
+        )
+        .with_extra("margin", c.penalized(ch, alpha) - c.penalized(rj, alpha))
+        .with_extra("length_chosen", c.lengths[ch])
+        .with_extra("length_rejected", c.lengths[rj]);
+        if let Some(subset) = &row.subset {
+            pair = pair.with_extra("subset", subset.as_str());
+        }
+        if let Some(domain) = &score.domain {
+            pair = pair.with_extra("domain", domain.as_str());
+        }
+        pairs.write(&pair)?;
+    }
+    summary.pairs = pairs.finish()?;
+    summary.file = FileSummary {
+        stats,
+        read_skipped: outcome.skipped.len(),
+        written: summary.pairs,
+        path: output.path.clone(),
+    };
+    Ok(summary)
 }

@@ -40,14 +40,19 @@ pub use generate::{
     GenerateSettings, GenerateSummary, GeneratedRow, generate_file, generated_path,
 };
 pub use jobs::{
-    AnnotateSummary, FileSummary, Input, Output, annotate_file, eval_file, report, score_file,
+    AnnotateSummary, FileSummary, Input, LengthControlSummary, Output, annotate_file,
+    annotate_length_controlled, eval_file, eval_rewardbench2_file, report, report_multi,
+    score_file, scores_path,
 };
 pub use logprobs::{
     LogprobsPass, LogprobsSettings, LogprobsSummary, ResponseLogprobs, RowLogprobs, logprobs_file,
     logprobs_rows,
 };
 pub use passes::{PassOptions, Rendering, Texts, all_cached, score_pass};
-pub use records::{EvalReport, PairScore, ResponsesScore, preference_pair, tally};
+pub use records::{
+    EvalReport, MultiScore, PairScore, RESULTS_MODEL_TYPE, ResponsesScore, preference_pair,
+    results_name, tally, tally_multi,
+};
 pub use reporter::{Reporter, Silent};
 pub use routing::{
     Routed, Router, RouterCompute, RowInfo, customization, customize_rows, route, router,

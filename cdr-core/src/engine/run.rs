@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use cdr_data::{BestOfNRow, PairwiseRow, Row};
+use cdr_data::{BestOfNRow, MultiRow, PairwiseRow, Row};
 use cdr_prompt::Customization;
 use tracing::debug;
 
@@ -56,6 +56,16 @@ impl ScoredRow for BestOfNRow {
             .iter()
             .map(|r| Item::new(self.prompt.clone(), r.clone()))
             .collect()
+    }
+}
+
+impl ScoredRow for MultiRow {
+    fn info(&self) -> RowInfo<'_> {
+        self.row.info()
+    }
+
+    fn items(&self) -> Vec<Item> {
+        self.row.items()
     }
 }
 
