@@ -65,11 +65,14 @@ templates() {
   local dir=$DEST/templates
   local version=0.3.36
   local sum=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
-  local url=https://files.pythonhosted.org/packages/ec/e9/e7de2b0463ea3ffbf0ede6cb21b58c1258a8f6521aae45ca773a59fe7cf3/llama_cpp_python-$version.tar.gz
   if [ ! -f "$dir/.complete-$version" ]; then
     local tmp; tmp=$(mktemp -d)
-    curl -fsSL --retry 3 -o "$tmp/sdist.tar.gz" "$url"
-    verify "$tmp/sdist.tar.gz" "$sum" || { echo "sha256 mismatch for $url" >&2; rm -rf "$tmp"; exit 1; }
+    # pip finds the sdist through the configured index (a mirror works too); --no-binary keeps it
+    # from taking a wheel, which lacks vendor/.
+    python3 -m pip download --quiet --no-deps --no-binary llama-cpp-python \
+      "llama-cpp-python==$version" -d "$tmp"
+    mv "$tmp"/llama_cpp_python-"$version".tar.gz "$tmp/sdist.tar.gz"
+    verify "$tmp/sdist.tar.gz" "$sum" || { echo "sha256 mismatch for the llama-cpp-python $version sdist" >&2; rm -rf "$tmp"; exit 1; }
     tar -xzf "$tmp/sdist.tar.gz" -C "$tmp" --wildcards "llama_cpp_python-$version/vendor/llama.cpp/models/templates/*.jinja"
     rm -rf "$dir" && mkdir -p "$dir"
     mv "$tmp/llama_cpp_python-$version/vendor/llama.cpp/models/templates/"*.jinja "$dir/"

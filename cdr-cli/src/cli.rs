@@ -342,7 +342,8 @@ impl ComputeArgs {
 /// Input and output files.
 #[derive(Debug, Clone, Args)]
 pub struct IoArgs {
-    /// Input dataset (.jsonl, .json or .parquet).
+    /// Input dataset: a .jsonl, .json or .parquet file, a dataset directory, or a hub id in the
+    /// local HF cache (org/name[@revision]); DIR or id may end in :SPLIT (default train).
     #[arg(long, short)]
     pub input: PathBuf,
 
@@ -401,7 +402,8 @@ pub struct RunArgs {
 pub struct ScoreArgs {
     #[command(flatten)]
     pub run: RunArgs,
-    /// Scored rows (.jsonl or .parquet); re-running with the same path resumes.
+    /// Scored rows (.jsonl or .parquet, or DIR/ for a dataset directory `datasets` loads);
+    /// re-running with the same path resumes.
     #[arg(long, short)]
     pub output: PathBuf,
 }

@@ -1,5 +1,6 @@
 //! The one place `cdr` writes to the terminal: progress (a bar on a terminal, log lines
-//! otherwise; rows, rows/s, tokens/s, ETA), notices and summaries on stderr, results on stdout.
+//! otherwise; in planned tokens where the stage reports them, else rows; tokens/s, ETA),
+//! notices and summaries on stderr, results on stdout.
 //! Tokens count every forward pass (a sequence scored by both models counts twice), which is what
 //! the hardware does.
 
@@ -21,8 +22,11 @@ pub struct Progress {
     start: Instant,
     tokens: usize,
     label: String,
+    rows: usize,
     total: usize,
-    /// When the last log line was written; `None` when the bar is visible or `--quiet`.
+    /// The stage's planned forward tokens, once it reports them: the bar then counts tokens
+    /// (every batch moves it) and rows become the secondary count.
+    planned: Option<usize>,
     logged: Option<std::cell::Cell<Instant>>,
 }
 
@@ -44,26 +48,68 @@ impl Progress {
             start,
             tokens: 0,
             label: label.to_string(),
+            rows: 0,
             total: rows,
+            planned: None,
             logged: (!quiet && !std::io::stderr().is_terminal())
                 .then(|| std::cell::Cell::new(start)),
         }
     }
 
+    pub fn planned_tokens(&mut self, total: usize) {
+        if self.planned.is_none() {
+            let style = ProgressStyle::with_template(
+                "{prefix} [{elapsed_precise}] {wide_bar} {percent}% ETA {eta} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            self.bar.set_style(style);
+            self.bar.set_position(self.tokens as u64);
+        }
+        self.planned = Some(total);
+        self.bar.set_length(total.max(self.tokens) as u64);
+        self.update_message();
+    }
+
     pub fn tokens(&mut self, n: usize) {
         self.tokens += n;
-        let secs = self.start.elapsed().as_secs_f64().max(1e-9);
-        self.bar
-            .set_message(format!("{:.0} tok/s", self.tokens as f64 / secs));
+        if self.planned.is_some() {
+            self.bar.set_position(self.tokens as u64);
+        }
+        self.update_message();
         self.log();
     }
 
-    pub fn rows(&self, n: usize) {
-        self.bar.inc(n as u64);
+    pub fn rows(&mut self, n: usize) {
+        self.rows += n;
+        if self.planned.is_none() {
+            self.bar.inc(n as u64);
+        }
+        self.update_message();
         self.log();
     }
 
-    /// A plain progress line on stderr, at most every [`LOG_EVERY`], where no bar is drawn.
+    fn tokens_per_sec(&self) -> f64 {
+        self.tokens as f64 / self.start.elapsed().as_secs_f64().max(1e-9)
+    }
+
+    fn update_message(&self) {
+        let rate = self.tokens_per_sec();
+        self.bar.set_message(match self.planned {
+            Some(_) => format!("{}/{} rows, {rate:.0} tok/s", self.rows, self.total),
+            None => format!("{rate:.0} tok/s"),
+        });
+    }
+
+    /// What is done, of how much: planned tokens once known, else rows.
+    fn fraction(&self) -> Option<f64> {
+        match self.planned {
+            Some(0) => None,
+            Some(planned) => Some(self.tokens as f64 / planned.max(self.tokens) as f64),
+            None if self.total == 0 => None,
+            None => Some(self.rows as f64 / self.total as f64),
+        }
+    }
+
     fn log(&self) {
         let Some(logged) = &self.logged else {
             return;
@@ -73,19 +119,22 @@ impl Progress {
         }
         logged.set(Instant::now());
         let secs = self.start.elapsed().as_secs_f64().max(1e-9);
-        let done = self.bar.position() as usize;
-        let eta = match done {
-            0 => "?".to_string(),
-            _ => {
-                let left = secs / done as f64 * self.total.saturating_sub(done) as f64;
-                format!("{}m{:02}s", (left / 60.0) as u64, (left % 60.0) as u64)
+        let (percent, eta) = match self.fraction() {
+            Some(f) if f > 0.0 => {
+                let left = secs / f * (1.0 - f);
+                (
+                    format!("{:.0}%", f * 100.0),
+                    format!("{}m{:02}s", (left / 60.0) as u64, (left % 60.0) as u64),
+                )
             }
+            _ => ("0%".to_string(), "?".to_string()),
         };
         eprintln!(
-            "cdr {}: {done}/{} rows, {:.0} tok/s, elapsed {:.0}s, ETA {eta}",
+            "cdr {}: {percent}, {}/{} rows, {:.0} tok/s, elapsed {:.0}s, ETA {eta}",
             self.label,
+            self.rows,
             self.total,
-            self.tokens as f64 / secs,
+            self.tokens_per_sec(),
             secs
         );
     }
@@ -195,8 +244,14 @@ impl Reporter for Printer {
         }
     }
 
+    fn planned_tokens(&mut self, total: usize) {
+        if let Some(p) = self.progress.as_mut() {
+            p.planned_tokens(total);
+        }
+    }
+
     fn rows(&mut self, n: usize) {
-        if let Some(p) = self.progress.as_ref() {
+        if let Some(p) = self.progress.as_mut() {
             p.rows(n);
         }
     }

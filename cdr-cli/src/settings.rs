@@ -41,11 +41,19 @@ pub fn input(io: &IoArgs) -> Input {
     }
 }
 
+/// `--output`: a file, or with a trailing `/` (or an existing directory) a dataset directory
+/// holding the input's split (`train` for a plain file) as Parquet.
 pub fn output(io: &IoArgs, path: &Path, shard: Option<Shard>) -> Output {
+    let out = if cdr_data::is_dataset_dir(path) {
+        let split = cdr_data::input_split(&io.input);
+        Output::in_dataset_dir(path, split.as_deref().unwrap_or(cdr_data::DEFAULT_SPLIT))
+    } else {
+        Output::new(path)
+    };
     Output {
-        path: path.to_path_buf(),
         fresh: io.fresh,
         shard,
+        ..out
     }
 }
 

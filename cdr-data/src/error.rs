@@ -104,6 +104,16 @@ pub enum DataError {
         message: String,
     },
 
+    /// The input names a dataset (a hub id or a directory) that is not there, or lacks the
+    /// split asked for.
+    #[error("{}: {message}", .path.display())]
+    Dataset {
+        /// The input as given.
+        path: PathBuf,
+        /// What is missing.
+        message: String,
+    },
+
     /// The format could not be told from the file name, or is not supported for this use.
     #[error("{}: {message}", .path.display())]
     Format {
@@ -128,6 +138,7 @@ impl DataError {
             | DataError::DuplicateId { path, .. }
             | DataError::DuplicateRecord { path, .. }
             | DataError::Record { path, .. }
+            | DataError::Dataset { path, .. }
             | DataError::Format { path, .. } => path,
         }
     }

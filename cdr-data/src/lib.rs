@@ -8,6 +8,7 @@ mod arrow_json;
 mod error;
 mod fields;
 mod format;
+mod hub;
 mod id;
 mod json;
 mod jsonl;
@@ -28,6 +29,9 @@ pub use cdr_types::{Message, ROLES, draw};
 pub use error::{DataError, Position, Result};
 pub use fields::Fields;
 pub use format::Format;
+pub use hub::{
+    DEFAULT_SPLIT, DatasetSplit, dataset_dir_file, input_split, is_dataset_dir, write_dataset_card,
+};
 pub use multi::{MultiRow, NUM_CORRECT, has_multi_rows, read_multi};
 pub use pair::PreferencePair;
 pub use prompts::{PromptRow, read_prompts};

@@ -51,6 +51,14 @@ struct Candidate {
     any_turns: bool,
 }
 
+/// Columns that hold a row's only response, tried in this order after `responses` and `messages`.
+pub(crate) const SINGLE_RESPONSE: [&str; 2] = ["response", "completion"];
+
+/// The `i`-th column of a wide best-of-N row (`resp0`, `resp1`, ...).
+pub(crate) fn wide_response(i: usize) -> String {
+    format!("resp{i}")
+}
+
 /// Normalizes `object`, the row at `index` (0-based, used for the derived id).
 pub(crate) fn normalize(
     mut object: Map<String, Value>,
@@ -128,11 +136,34 @@ pub(crate) fn normalize(
             response: parse_response(&value, &fields.messages)?,
             any_turns: true,
         }]
+    } else if let Some((field, value)) = SINGLE_RESPONSE
+        .iter()
+        .find_map(|&f| take(&mut object, f).map(|v| (f, v)))
+    {
+        // One response per row (`response`, or TRL's prompt-completion `completion`).
+        vec![Candidate {
+            field: field.to_owned(),
+            response: parse_response(&value, field)?,
+            any_turns: false,
+        }]
+    } else if object.contains_key(&wide_response(0)) {
+        // Best-of-N spread over columns `resp0`, `resp1`, ... (the first gap ends the list).
+        let mut candidates = Vec::new();
+        while let Some(value) = take(&mut object, &wide_response(candidates.len())) {
+            let field = wide_response(candidates.len());
+            candidates.push(Candidate {
+                response: parse_response(&value, &field)?,
+                field,
+                any_turns: false,
+            });
+        }
+        candidates
     } else {
         return Err(RowError {
             field: None,
             message: format!(
-                "no response column: expected `{}` and `{}`, `{}`, or `{}`",
+                "no response column: expected `{}` and `{}`, `{}`, `{}`, `response`, \
+                 `completion`, or `resp0`, `resp1`...",
                 fields.chosen, fields.rejected, fields.responses, fields.messages
             ),
         });

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use crate::error::{DataError, Position, Result};
 use crate::fields::Fields;
 use crate::format::Format;
+use crate::hub::input_files;
 use crate::normalize::{RowError, normalize};
 use crate::ordered_json::OrderedJson;
 use crate::parquet::is_supported;
@@ -106,48 +107,64 @@ pub(crate) fn read_objects<T: HasId>(
     options: &ReadOptions,
     parse: impl FnMut(Map<String, Value>, usize) -> Result<T, RowError>,
 ) -> Result<ReadOutcome<T>> {
-    let format = Format::resolve(path, options.format)?;
-    collect_objects(path, options, parse, |handle| match format {
+    // One file, or the files of a dataset split (a hub id or a directory), read as one sequence.
+    let files = input_files(path, options.format)?;
+    collect_objects(path, options, parse, |handle| {
+        for (file, format) in &files {
+            let file = file.as_path();
+            read_file(file, *format, &options.fields, &mut |position, object| {
+                handle(file, position, object)
+            })?;
+        }
+        Ok(())
+    })
+}
+
+/// Hands every row of one file to `handle` as a JSON object (or why it is not one).
+fn read_file(
+    path: &Path,
+    format: Format,
+    fields: &Fields,
+    handle: &mut dyn FnMut(Position, Result<Map<String, Value>, String>) -> Result<()>,
+) -> Result<()> {
+    match format {
         Format::Jsonl => jsonl::for_each_line(path, |position, value| {
             handle(position, value.and_then(into_object))
         }),
         Format::Json => {
             json::for_each_element(path, |position, value| handle(position, into_object(value)))
         }
-        Format::Parquet => {
-            let fields = &options.fields;
-            parquet::read_rows(
-                path,
-                |field| {
-                    if field.name().starts_with("__index_level_") {
-                        // pandas writes its row index as a column; it is not data.
-                        Ok(false)
-                    } else if is_supported(field.data_type()) {
-                        Ok(true)
-                    } else if fields.is_known(field.name()) {
-                        Err(DataError::parse(
-                            path,
-                            None,
-                            format!(
-                                "column `{}` has type {}, which cdr cannot read",
-                                field.name(),
-                                field.data_type()
-                            ),
-                        ))
-                    } else {
-                        tracing::warn!(
-                            path = %path.display(),
-                            column = %field.name(),
-                            data_type = %field.data_type(),
-                            "leaving out a column of a type cdr cannot read"
-                        );
-                        Ok(false)
-                    }
-                },
-                |position, row| handle(position, into_object(row.into_value())),
-            )
-        }
-    })
+        Format::Parquet => parquet::read_rows(
+            path,
+            |field| {
+                if field.name().starts_with("__index_level_") {
+                    // pandas writes its row index as a column; it is not data.
+                    Ok(false)
+                } else if is_supported(field.data_type()) {
+                    Ok(true)
+                } else if fields.is_known(field.name()) {
+                    Err(DataError::parse(
+                        path,
+                        None,
+                        format!(
+                            "column `{}` has type {}, which cdr cannot read",
+                            field.name(),
+                            field.data_type()
+                        ),
+                    ))
+                } else {
+                    tracing::warn!(
+                        path = %path.display(),
+                        column = %field.name(),
+                        data_type = %field.data_type(),
+                        "leaving out a column of a type cdr cannot read"
+                    );
+                    Ok(false)
+                }
+            },
+            |position, row| handle(position, into_object(row.into_value())),
+        ),
+    }
 }
 
 /// Rows already in memory (JSON values, e.g. handed over from Python), normalized exactly as a
@@ -165,20 +182,21 @@ pub fn rows_from_values(
         |object, index| normalize(object, fields, index),
         |handle| {
             for (index, value) in values.into_iter().enumerate() {
-                handle(Position::Index(index), into_object(value))?;
+                handle(origin, Position::Index(index), into_object(value))?;
             }
             Ok(())
         },
     )
 }
 
-/// Takes one row's position and object (or why it is not one).
-type Handle<'h> = dyn FnMut(Position, Result<Map<String, Value>, String>) -> Result<()> + 'h;
+/// Takes one row's file, position and object (or why it is not one).
+type Handle<'h> = dyn FnMut(&Path, Position, Result<Map<String, Value>, String>) -> Result<()> + 'h;
 
 /// Turns each object `feed` hands over into a `T` with `parse(object, row index)`, checking ids
-/// for duplicates; bad rows fail the read or, with `skip_invalid`, are collected.
+/// for duplicates; bad rows fail the read or, with `skip_invalid`, are collected. `origin` names
+/// the input in the summary log; errors name the file `feed` hands over.
 fn collect_objects<T: HasId>(
-    path: &Path,
+    origin: &Path,
     options: &ReadOptions,
     mut parse: impl FnMut(Map<String, Value>, usize) -> Result<T, RowError>,
     feed: impl FnOnce(&mut Handle<'_>) -> Result<()>,
@@ -190,51 +208,52 @@ fn collect_objects<T: HasId>(
     let mut seen: HashMap<String, Position> = HashMap::new();
     // Counts every row, valid or not, so derived ids do not shift when `skip_invalid` drops one.
     let mut index = 0usize;
-    let mut handle = |position: Position, object: Result<Map<String, Value>, String>| {
-        let row_index = index;
-        index += 1;
-        let row = object
-            .map_err(|message| DataError::parse(path, Some(position), message))
-            .and_then(|object| {
-                parse(object, row_index).map_err(|e| DataError::Row {
-                    path: path.to_path_buf(),
-                    position,
-                    field: e.field,
-                    message: e.message,
+    let mut handle =
+        |path: &Path, position: Position, object: Result<Map<String, Value>, String>| {
+            let row_index = index;
+            index += 1;
+            let row = object
+                .map_err(|message| DataError::parse(path, Some(position), message))
+                .and_then(|object| {
+                    parse(object, row_index).map_err(|e| DataError::Row {
+                        path: path.to_path_buf(),
+                        position,
+                        field: e.field,
+                        message: e.message,
+                    })
                 })
-            })
-            .and_then(|row| match seen.get(row.id()) {
-                Some(&first) => Err(DataError::DuplicateId {
-                    path: path.to_path_buf(),
-                    id: row.id().to_owned(),
-                    first,
-                    second: position,
-                }),
-                None => Ok(row),
-            });
-        match row {
-            Ok(row) => {
-                seen.insert(row.id().to_owned(), position);
-                outcome.rows.push(row);
-                Ok(())
-            }
-            Err(error) if options.skip_invalid => {
-                // The caller reports `skipped` (one line per row); a warning here would repeat it.
-                tracing::debug!("skipping invalid row: {error}");
-                outcome.skipped.push(Skipped {
-                    position,
-                    field: error.field().map(str::to_owned),
-                    message: error.to_string(),
+                .and_then(|row| match seen.get(row.id()) {
+                    Some(&first) => Err(DataError::DuplicateId {
+                        path: path.to_path_buf(),
+                        id: row.id().to_owned(),
+                        first,
+                        second: position,
+                    }),
+                    None => Ok(row),
                 });
-                Ok(())
+            match row {
+                Ok(row) => {
+                    seen.insert(row.id().to_owned(), position);
+                    outcome.rows.push(row);
+                    Ok(())
+                }
+                Err(error) if options.skip_invalid => {
+                    // The caller reports `skipped` (one line per row); a warning here would repeat it.
+                    tracing::debug!("skipping invalid row: {error}");
+                    outcome.skipped.push(Skipped {
+                        position,
+                        field: error.field().map(str::to_owned),
+                        message: error.to_string(),
+                    });
+                    Ok(())
+                }
+                Err(error) => Err(error),
             }
-            Err(error) => Err(error),
-        }
-    };
+        };
     feed(&mut handle)?;
     if !outcome.skipped.is_empty() {
         tracing::debug!(
-            path = %path.display(),
+            path = %origin.display(),
             skipped = outcome.skipped.len(),
             kept = outcome.rows.len(),
             "skipped invalid rows"

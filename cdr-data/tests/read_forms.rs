@@ -288,6 +288,54 @@ fn best_of_n_conversations() -> Case {
     }
 }
 
+/// One response per row, in a `response` column or TRL's prompt-completion `completion` (here
+/// a message list); other columns ride along.
+fn single_response_columns() -> Case {
+    let c: &[(&str, &str)] = &[("assistant", "c")];
+    let mut a = best_of_n("a", vec![msg("user", "Qa")], &["ra"]);
+    a.extra.insert("score".into(), json!("high"));
+    // The column not read stays an extra, as any other column would.
+    a.extra.insert("completion".into(), Value::Null);
+    let mut b = best_of_n("b", vec![msg("user", "Qb")], &["c"]);
+    b.extra.insert("score".into(), json!("low"));
+    Case {
+        rows: vec![
+            json!({"id": "a", "prompt": "Qa", "response": "ra", "completion": null, "score": "high"}),
+            json!({"id": "b", "prompt": "Qb", "response": null,
+                   "completion": [{"role": "assistant", "content": "c"}], "score": "low"}),
+        ],
+        columns: vec![
+            ("id", strings(&[Some("a"), Some("b")])),
+            ("prompt", strings(&[Some("Qa"), Some("Qb")])),
+            ("response", strings(&[Some("ra"), None])),
+            ("completion", messages(&[None, Some(c)])),
+            ("score", strings(&[Some("high"), Some("low")])),
+        ],
+        expected: vec![Row::BestOfN(a), Row::BestOfN(b)],
+    }
+}
+
+/// Best-of-N spread over `resp0`..`respN` columns; a null ends a row's list early.
+fn best_of_n_wide_columns() -> Case {
+    Case {
+        rows: vec![
+            json!({"id": "w1", "prompt": "P", "resp0": "x", "resp1": "y", "resp2": "z"}),
+            json!({"id": "w2", "prompt": "Q", "resp0": "u", "resp1": "v", "resp2": null}),
+        ],
+        columns: vec![
+            ("id", strings(&[Some("w1"), Some("w2")])),
+            ("prompt", strings(&[Some("P"), Some("Q")])),
+            ("resp0", strings(&[Some("x"), Some("u")])),
+            ("resp1", strings(&[Some("y"), Some("v")])),
+            ("resp2", strings(&[Some("z"), None])),
+        ],
+        expected: vec![
+            Row::BestOfN(best_of_n("w1", vec![msg("user", "P")], &["x", "y", "z"])),
+            Row::BestOfN(best_of_n("w2", vec![msg("user", "Q")], &["u", "v"])),
+        ],
+    }
+}
+
 macro_rules! forms {
     ($($case:ident),* $(,)?) => {
         $(
@@ -321,6 +369,8 @@ forms!(
     single_response_messages,
     best_of_n_strings,
     best_of_n_conversations,
+    single_response_columns,
+    best_of_n_wide_columns,
 );
 
 #[test]

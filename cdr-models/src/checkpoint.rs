@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
+use cdr_types::hub::{self, HubId, RepoKind};
 use tracing::info;
 
 use crate::config::Config;
@@ -188,52 +189,21 @@ fn gguf_tokenizer(file: &gguf::GgufFile) -> Result<Tokenizer> {
     gguf::tokenizer::build_tokenizer(&data).map_err(err)
 }
 
-/// Resolves a model argument: a local directory, a `.gguf` file, or a Hugging Face hub id (`org/name`) found in the
-/// local hub cache (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`). Never
-/// touches the network.
+/// Resolves a model argument: a local directory, a `.gguf` file, or a Hugging Face hub id
+/// (`org/name`, `org/name@revision` for a branch, tag or commit) found in the local hub cache
+/// (located as huggingface_hub locates it: [`cdr_types::hub::cache_dir`]). Never touches the
+/// network.
 pub fn resolve_model(spec: &str) -> Result<PathBuf> {
     let path = Path::new(spec);
     if path.is_dir() || (path.is_file() && ModelDir::new(path).is_gguf()) {
         return Ok(path.to_path_buf());
     }
-    let cache = hub_cache_dir();
-    if let (Some(cache), Some((org, name))) = (&cache, spec.split_once('/'))
-        && !org.is_empty()
-        && !name.is_empty()
-        && !name.contains('/')
-    {
-        let repo = cache.join(format!("models--{org}--{name}"));
-        let snapshots = repo.join("snapshots");
-        let pinned = std::fs::read_to_string(repo.join("refs").join("main"))
-            .ok()
-            .map(|r| snapshots.join(r.trim()))
-            .filter(|p| p.is_dir());
-        let any = || {
-            std::fs::read_dir(&snapshots)
-                .ok()?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .find(|p| p.is_dir())
-        };
-        if let Some(dir) = pinned.or_else(any) {
-            return Ok(dir);
-        }
+    match HubId::parse(spec) {
+        Some(id) => hub::snapshot(RepoKind::Model, &id).map_err(|e| {
+            crate::ModelError::Input(format!("model `{spec}` is not a directory, and {e}"))
+        }),
+        None => Err(crate::ModelError::Input(format!(
+            "model `{spec}` is not a directory, a .gguf file or a hub id (org/name[@revision])"
+        ))),
     }
-    Err(crate::ModelError::Input(format!(
-        "model `{spec}` is not a directory{}",
-        match cache {
-            Some(c) => format!(" and not in the local Hugging Face cache ({})", c.display()),
-            None => String::new(),
-        }
-    )))
-}
-
-fn hub_cache_dir() -> Option<PathBuf> {
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    var("HF_HUB_CACHE")
-        .or_else(|| var("HF_HOME").map(|h| h.join("hub")))
-        .or_else(|| var("HOME").map(|h| h.join(".cache/huggingface/hub")))
 }

@@ -15,8 +15,9 @@ use cdr_models::{ComputeDtype, LlamaForCausalLm, Weights};
 use gguf_common::smollm2_asset;
 
 #[test]
+#[cfg_attr(not(cdr_has_smollm2), ignore = "needs tools/fetch_assets.sh smollm2")]
 fn smollm2_config_and_tensor_types() {
-    let Some(path) = smollm2_asset() else { return };
+    let path = smollm2_asset();
     let file = GgufFile::open(&path).unwrap();
     let c = config_from_gguf(&file).unwrap();
     assert_eq!(c.model_type, "llama");
@@ -47,10 +48,9 @@ const CHILD_VAR: &str = "CDR_GGUF_MEMORY_CHILD";
 
 /// Runs in a fresh process, so memory freed by other tests cannot hide the peak.
 #[test]
+#[cfg_attr(not(cdr_has_smollm2), ignore = "needs tools/fetch_assets.sh smollm2")]
 fn smollm2_peak_rss_while_loading_stays_near_the_loaded_weights() {
-    if smollm2_asset().is_none() {
-        return;
-    }
+    smollm2_asset();
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "measure_smollm2_load",
@@ -90,7 +90,7 @@ fn status_kib(key: &str) -> u64 {
 #[ignore = "run in a child process by smollm2_peak_rss_while_loading_stays_near_the_loaded_weights"]
 fn measure_smollm2_load() {
     assert!(std::env::var(CHILD_VAR).is_ok(), "run by the parent test");
-    let path = smollm2_asset().unwrap();
+    let path = smollm2_asset();
     let weights = GgufWeights::open(&path).unwrap();
     let config = config_from_gguf(weights.file()).unwrap();
     let params: u64 = weights

@@ -1,5 +1,6 @@
 //! The progress bar a call shows on stderr when asked (`progress=True`): one bar per stage the
-//! engine reports (routing, then scoring), rows done and model tokens.
+//! engine reports (routing, then scoring): planned model tokens where the stage reports them
+//! (scoring), else rows.
 
 use cdr_core::engine::Reporter;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -9,6 +10,10 @@ pub struct Progress {
     show: bool,
     bar: Option<ProgressBar>,
     tokens: usize,
+    rows: usize,
+    total_rows: usize,
+    /// Set once the stage reports its planned tokens: the bar then counts tokens.
+    planned: bool,
 }
 
 impl Progress {
@@ -17,6 +22,9 @@ impl Progress {
             show,
             bar: None,
             tokens: 0,
+            rows: 0,
+            total_rows: 0,
+            planned: false,
         }
     }
 }
@@ -35,25 +43,60 @@ impl Reporter for Progress {
         }
         bar.set_prefix(stage.to_string());
         self.tokens = 0;
+        self.rows = 0;
+        self.total_rows = rows;
+        self.planned = false;
         self.bar = Some(bar);
+    }
+
+    fn planned_tokens(&mut self, total: usize) {
+        let Some(bar) = &self.bar else { return };
+        if !self.planned {
+            if let Ok(style) = ProgressStyle::with_template(
+                "{prefix} {bar:30} {percent}% {msg} [{elapsed_precise}<{eta_precise}]",
+            ) {
+                bar.set_style(style);
+            }
+            self.planned = true;
+        }
+        bar.set_length(total.max(self.tokens) as u64);
+        bar.set_position(self.tokens as u64);
+        self.message();
     }
 
     fn tokens(&mut self, n: usize) {
         self.tokens += n;
-        if let Some(bar) = &self.bar {
-            bar.set_message(format!("{} tokens", self.tokens));
+        if let (Some(bar), true) = (&self.bar, self.planned) {
+            bar.set_position(self.tokens as u64);
         }
+        self.message();
     }
 
     fn rows(&mut self, n: usize) {
-        if let Some(bar) = &self.bar {
+        self.rows += n;
+        if let (Some(bar), false) = (&self.bar, self.planned) {
             bar.inc(n as u64);
         }
+        self.message();
     }
 
     fn end(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish();
+        }
+    }
+}
+
+impl Progress {
+    fn message(&self) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(match self.planned {
+                true => format!(
+                    "{}/{} rows, {} tokens",
+                    self.rows, self.total_rows, self.tokens
+                ),
+                false => format!("{} tokens", self.tokens),
+            });
         }
     }
 }

@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 mod draw;
+pub mod hub;
 mod message;
 
 pub use draw::draw;

@@ -23,7 +23,8 @@ use super::run::{Engine, Pass, RunStats};
 /// A dataset file and how to read it.
 #[derive(Debug, Clone)]
 pub struct Input {
-    /// The file: `.jsonl`, `.json` or `.parquet`.
+    /// The file (`.jsonl`, `.json` or `.parquet`), or a dataset: a directory or a hub id in the
+    /// local Hugging Face cache, with an optional `:split` (`org/name[@revision][:split]`).
     pub path: PathBuf,
     /// Field names and whether bad rows are skipped while reading.
     pub read: ReadOptions,
@@ -52,6 +53,9 @@ pub struct Output {
     pub fresh: bool,
     /// The shard this process writes; `None` for an unsplit run.
     pub shard: Option<Shard>,
+    /// A dataset directory `path` lies in (`DIR/data/{split}-00000-of-00001.parquet`), whose
+    /// card (`DIR/README.md`) is rewritten to list its splits once an unsharded run finishes.
+    pub dataset_dir: Option<PathBuf>,
 }
 
 impl Output {
@@ -61,6 +65,18 @@ impl Output {
             path: path.into(),
             fresh: false,
             shard: None,
+            dataset_dir: None,
+        }
+    }
+
+    /// Writes split `split` of the dataset directory `dir` (see [`Output::dataset_dir`]), so
+    /// that `datasets.load_dataset(dir)` loads it.
+    pub fn in_dataset_dir(dir: impl Into<PathBuf>, split: &str) -> Self {
+        let dir = dir.into();
+        Self {
+            path: cdr_data::dataset_dir_file(&dir, split),
+            dataset_dir: Some(dir),
+            ..Self::new(PathBuf::new())
         }
     }
 
@@ -85,6 +101,12 @@ impl Output {
         if self.shard.is_some() {
             Shard::clear_marker(&file)?;
         }
+        if let (Some(_), Some(data)) = (&self.dataset_dir, file.parent()) {
+            std::fs::create_dir_all(data).map_err(|e| cdr_data::DataError::Write {
+                path: data.to_path_buf(),
+                source: e,
+            })?;
+        }
         Ok(RecordWriter::open(
             &file,
             &WriteOptions {
@@ -102,6 +124,9 @@ impl Output {
         reporter: &mut dyn Reporter,
     ) -> Result<usize> {
         let written = writer.finish()?;
+        if let (Some(dir), None) = (&self.dataset_dir, self.shard) {
+            cdr_data::write_dataset_card(dir)?;
+        }
         if let Some(shard) = self.shard {
             shard.mark_complete(&self.file(), input, written)?;
             reporter.notice(&format!(

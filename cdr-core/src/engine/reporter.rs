@@ -7,6 +7,12 @@ pub trait Reporter {
     fn begin(&mut self, _stage: &str, _rows: usize) {}
     /// Forward-pass tokens computed (both models of a pair count).
     fn tokens(&mut self, _n: usize) {}
+    /// The forward-pass tokens the current stage is expected to compute in all (both models of a
+    /// pair count), so progress can be shown in tokens from the first batch on. Called after
+    /// [`Reporter::begin`] and again whenever the figure changes: rows are tokenized a chunk at a
+    /// time, so until the last chunk the rest is extrapolated from the rows tokenized so far, and
+    /// work the log-prob cache saves is taken off. Stages that never call it count in rows.
+    fn planned_tokens(&mut self, _total: usize) {}
     /// Rows finished (scored or skipped).
     fn rows(&mut self, _n: usize) {}
     /// The current stage is over.

@@ -9,7 +9,7 @@ use tracing::debug;
 
 use crate::cache::{CacheKey, CacheTable, LogprobCache};
 use crate::error::{CoreError, Result};
-use crate::scorer::{DensityRatio, Item, ItemScore, pair_template};
+use crate::scorer::{DensityRatio, Item, ItemScore, Prepared, pair_template};
 
 use super::reporter::{Reporter, in_stage};
 use super::routing::{self, RouterCompute, RowInfo};
@@ -247,6 +247,7 @@ impl Engine {
         }
         let domains = self.route(&todo, source, reporter)?;
         in_stage(reporter, stage, todo.len(), |reporter| {
+            let mut plan = TokenPlan::new(todo.len());
             for chunk in todo.chunks(self.settings.chunk_rows.max(1)) {
                 let mut kept = Vec::new();
                 let mut prepared = Vec::new();
@@ -280,12 +281,18 @@ impl Engine {
                         }
                     }
                 }
+                let planned: usize = prepared.iter().map(forward_tokens).sum();
+                reporter.planned_tokens(plan.prepared(chunk.len(), planned));
                 let mut tokens = 0;
                 let scores = self.pair.score_prepared_with(&prepared, &mut |_, n| {
                     tokens += n;
                     reporter.tokens(n);
                 })?;
                 stats.tokens += tokens;
+                if tokens != planned {
+                    // Cache hits computed nothing.
+                    reporter.planned_tokens(plan.computed(planned, tokens));
+                }
                 for ((row, domain), (offset, n)) in kept.iter().zip(&spans) {
                     let row_scores = &scores[*offset..offset + n];
                     stats.truncated_items += row_scores.iter().filter(|s| s.truncated).count();
@@ -345,4 +352,67 @@ pub(crate) fn tagged_cache_table(
         ));
     }
     Ok(table)
+}
+
+/// Both models' forward tokens for one prepared item (what the scorer reports as progress).
+fn forward_tokens(p: &Prepared) -> usize {
+    p.strong.ids.len() + p.weak.as_ref().unwrap_or(&p.strong).ids.len()
+}
+
+/// The forward tokens a scoring stage expects to compute: exact for the chunks tokenized so far
+/// (less what the cache saved), extrapolated per row for the rest. Tokenizing every row up
+/// front would hold all of a large dataset's token ids at once, or tokenize it twice.
+struct TokenPlan {
+    rows: usize,
+    rows_seen: usize,
+    tokens_seen: usize,
+}
+
+impl TokenPlan {
+    fn new(rows: usize) -> Self {
+        Self {
+            rows,
+            rows_seen: 0,
+            tokens_seen: 0,
+        }
+    }
+
+    /// A chunk of `rows` rows tokenized into `tokens` forward tokens; returns the new total.
+    fn prepared(&mut self, rows: usize, tokens: usize) -> usize {
+        self.rows_seen += rows;
+        self.tokens_seen += tokens;
+        self.total()
+    }
+
+    /// A chunk planned at `planned` tokens computed `computed`; returns the new total.
+    fn computed(&mut self, planned: usize, computed: usize) -> usize {
+        self.tokens_seen = (self.tokens_seen + computed).saturating_sub(planned);
+        self.total()
+    }
+
+    fn total(&self) -> usize {
+        let left = self.rows.saturating_sub(self.rows_seen);
+        match self.rows_seen {
+            0 => 0,
+            seen => {
+                self.tokens_seen + (self.tokens_seen as f64 / seen as f64 * left as f64) as usize
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TokenPlan;
+
+    #[test]
+    fn token_plan_extrapolates_then_corrects() {
+        let mut plan = TokenPlan::new(10);
+        // 4 rows of 100 tokens: the other 6 are expected to be alike.
+        assert_eq!(plan.prepared(4, 400), 1000);
+        // The cache saved half of that chunk: the rest is expected to hit as often.
+        assert_eq!(plan.computed(400, 200), 500);
+        assert_eq!(plan.prepared(6, 300), 500);
+        assert_eq!(plan.computed(300, 300), 500);
+    }
 }
