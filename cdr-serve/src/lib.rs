@@ -32,13 +32,13 @@ use server::{AppState, Backend};
 /// What a server serves.
 pub enum Mode {
     /// A strong/weak pair: `/v1/score` and `/get_reward`.
-    Pair(Engine),
+    Pair(Box<Engine>),
     /// One model's log-probs: `/v1/completions` and `/v1/models`.
     Model {
         /// The loaded model.
-        model: Model,
-        /// Its tokenizer (text prompts, decoded tokens).
-        tokenizer: Tokenizer,
+        model: Box<Model>,
+        /// Its tokenizer (text prompts, decoded tokens); boxed, it is large.
+        tokenizer: Box<Tokenizer>,
         /// The name clients address it by.
         name: String,
     },
@@ -79,11 +79,11 @@ pub fn serve(
     let (backend, worker) = match mode {
         Mode::Pair(engine) => {
             let (queue, worker) = queue::bounded(settings.queue_capacity);
-            let customization = engine.pair().customization().cloned();
+            let customization = engine.pair().customization().cloned().map(Box::new);
             let end_token = engine.pair().template().eos_token().to_string();
             let handle = thread::Builder::new()
                 .name("cdr-score".into())
-                .spawn(move || pair::run(engine, worker, batching, m))
+                .spawn(move || pair::run(*engine, worker, batching, m))
                 .map_err(io("starting the scoring thread"))?;
             let backend = Backend::Pair {
                 queue,
@@ -98,15 +98,15 @@ pub fn serve(
             name,
         } => {
             let (queue, worker) = queue::bounded(settings.queue_capacity);
-            let served = Served {
+            let served = Box::new(Served {
                 name,
-                tokenizer,
+                tokenizer: *tokenizer,
                 vocab: model.config().vocab_size,
                 max_model_len: model.config().max_position_embeddings(),
-            };
+            });
             let handle = thread::Builder::new()
                 .name("cdr-rank".into())
-                .spawn(move || completions::run(model, worker, batching, m))
+                .spawn(move || completions::run(*model, worker, batching, m))
                 .map_err(io("starting the scoring thread"))?;
             (Backend::Model { queue, served }, handle)
         }

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -119,10 +119,8 @@ impl<W, R> Worker<W, R> {
             let next = if left.is_zero() {
                 self.receiver.try_recv().ok()
             } else {
-                match self.receiver.recv_timeout(left) {
-                    Ok(job) => Some(job),
-                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-                }
+                // A timeout and a closed queue both end the gathering.
+                self.receiver.recv_timeout(left).ok()
             };
             let Some(job) = next else { break };
             self.depth.fetch_sub(1, Ordering::SeqCst);

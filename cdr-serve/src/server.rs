@@ -42,14 +42,14 @@ pub(crate) struct AppState {
 pub(crate) enum Backend {
     Pair {
         queue: Queue<Vec<ScoreItem>, PairReply>,
-        /// Domains (and aliases) of the customization, if any.
-        customization: Option<cdr_core::Customization>,
+        /// Domains (and aliases) of the customization, if any (boxed: it is large).
+        customization: Option<Box<cdr_core::Customization>>,
         /// The strong model's end-of-turn token, dropped from `/get_reward` responses.
         end_token: String,
     },
     Model {
         queue: Queue<RankWork, RankReply>,
-        served: Served,
+        served: Box<Served>,
     },
 }
 
@@ -233,22 +233,20 @@ async fn wait<W, R>(queue: &Queue<W, R>, work: W, tokens: usize) -> Result<R, Ap
         .map_err(|_| ApiError::internal("the scoring thread stopped"))
 }
 
-fn pair_backend(
-    state: &AppState,
-) -> Result<
-    (
-        &Queue<Vec<ScoreItem>, PairReply>,
-        Option<&cdr_core::Customization>,
-        &str,
-    ),
-    ApiError,
-> {
+/// The pair mode's queue, customization and end-of-turn token.
+type PairParts<'a> = (
+    &'a Queue<Vec<ScoreItem>, PairReply>,
+    Option<&'a cdr_core::Customization>,
+    &'a str,
+);
+
+fn pair_backend(state: &AppState) -> Result<PairParts<'_>, ApiError> {
     match &state.backend {
         Backend::Pair {
             queue,
             customization,
             end_token,
-        } => Ok((queue, customization.as_ref(), end_token)),
+        } => Ok((queue, customization.as_deref(), end_token)),
         Backend::Model { .. } => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "this server scores one model's log-probs (/v1/completions)",

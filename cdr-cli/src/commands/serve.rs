@@ -70,7 +70,7 @@ pub fn run(args: ServeArgs, printer: &mut Printer) -> anyhow::Result<()> {
                 engine.pair().strong().model()?;
                 engine.pair().weak().model()?;
             }
-            Mode::Pair(engine)
+            Mode::Pair(Box::new(engine))
         }
         (None, None, Some(spec)) => {
             let dir = cdr_models::resolve_model(spec).context("--model")?;
@@ -79,8 +79,8 @@ pub fn run(args: ServeArgs, printer: &mut Printer) -> anyhow::Result<()> {
             let scorer = ModelScorer::load(&dir, &scoring.device, dtype)?;
             let model = scorer.model()?;
             Mode::Model {
-                model: (*model).clone(),
-                tokenizer: scorer.tokenizer.clone(),
+                model: Box::new((*model).clone()),
+                tokenizer: Box::new(scorer.tokenizer.clone()),
                 name: args
                     .served_model_name
                     .clone()
