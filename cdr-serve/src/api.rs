@@ -5,7 +5,7 @@
 //! serde's untagged enums (a prompt that is a string or a message list) report only "did not
 //! match any variant", and a client needs to know which field to fix.
 
-use cdr_core::Message;
+use cdr_types::Message;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -340,10 +340,10 @@ fn conversation(v: &Value, field: &str) -> Result<Conversation, ApiError> {
             Some(v) => return Err(wrong(&format!("{at}.role"), "a string", v)),
             None => return Err(ApiError::bad_request(format!("`{at}.role` is missing"))),
         };
-        if !cdr_data::ROLES.contains(&role.as_str()) {
+        if !cdr_types::ROLES.contains(&role.as_str()) {
             return Err(ApiError::bad_request(format!(
                 "`{at}.role` is `{role}`; expected one of {}",
-                cdr_data::ROLES.join(", ")
+                cdr_types::ROLES.join(", ")
             )));
         }
         let content = match m.get("content") {

@@ -1,9 +1,7 @@
 //! What a request gets back when it cannot be answered: a status and a reason, as JSON in the
 //! shape OpenAI-compatible servers (vLLM) use, so their clients show the reason.
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use http::StatusCode;
 
 /// A request that failed, with the status it is answered with.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -54,8 +52,12 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+#[cfg(feature = "server")]
+impl axum::response::IntoResponse for ApiError {
+    fn into_response(self) -> axum::response::Response {
+        use axum::http::{HeaderValue, header};
+        use serde_json::json;
+
         let kind = match self.status {
             StatusCode::UNAUTHORIZED => "AuthenticationError",
             StatusCode::NOT_FOUND => "NotFoundError",

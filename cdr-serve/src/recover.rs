@@ -13,7 +13,7 @@
 //!   (ChatML, Llama 3, Gemma, Phi-3, `[INST]`); a prompt in none of them (OpenRLHF without
 //!   `--apply_chat_template`) is one user turn, as written.
 
-use cdr_core::Message;
+use cdr_types::Message;
 
 /// Special tokens that pad or open a decoded sequence.
 const LEADING: &[&str] = &[
@@ -169,7 +169,7 @@ fn marked_turns(
         }
         let (content, rest) = rest.split_once(end)?;
         let role = if role == assistant { "assistant" } else { role };
-        if !cdr_data::ROLES.contains(&role) {
+        if !cdr_types::ROLES.contains(&role) {
             return None;
         }
         turns.push(Message::new(role, content));
