@@ -40,7 +40,8 @@ def free_port():
 class Server:
     def __init__(self, args, port, extra):
         self.cmd = [args.cdr, "serve", "--strong", args.strong, "--weak", args.weak,
-                    "--port", str(port), "--max-wait-ms", str(args.max_wait_ms)] + extra
+                    "--port", str(port), "--max-wait-ms", str(args.max_wait_ms),
+                    "--no-cache"] + extra
         self.port = port
         self.proc = None
 
@@ -127,6 +128,15 @@ def run_clients(port, requests, clients, log_path, on_answer=None):
     return time.monotonic() - start, latencies, retries[0]
 
 
+def unique(prompt, i):
+    """`prompt` (a string or a message list) with the request number in its last turn."""
+    if isinstance(prompt, str):
+        return f"{prompt} (request {i})"
+    turns = [dict(t) for t in prompt]
+    turns[-1]["content"] = f"{turns[-1]['content']} (request {i})"
+    return turns
+
+
 def percentile(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
@@ -157,6 +167,8 @@ def main():
     for i in range(args.requests):
         row = dict(rows[i % len(rows)])
         row["id"] = f"req-{i:05d}"
+        # Every request's text is its own (as RL rollouts are): neither side gains from repeats.
+        row["prompt"] = unique(row["prompt"], i)
         responses = row.get("responses") or [row["chosen"], row["rejected"]]
         requests.append((row["id"], json.dumps({"prompt": row["prompt"], "responses": responses})))
         expanded.append({"id": row["id"], "prompt": row["prompt"], "responses": responses})
