@@ -13,12 +13,15 @@ use crate::best_of_n::{NoPair, PairStrategy};
 use crate::error::CoreError;
 use crate::error::Result;
 use crate::length_control::{AlphaSearch, Candidates, search_alpha};
+use crate::scorer::ItemScore;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::records::{
     EvalReport, MultiScore, PairScore, ResponsesScore, preference_pair, tally, tally_multi,
 };
 use super::reporter::Reporter;
-use super::run::{Engine, Pass, RunStats};
+use super::run::{Engine, Pass, RunStats, ScoredRow};
 
 /// A dataset file and how to read it.
 #[derive(Debug, Clone)]
@@ -265,46 +268,17 @@ pub fn eval_rewardbench2_file(
     shard: Option<Shard>,
     reporter: &mut dyn Reporter,
 ) -> Result<(EvalReport, Vec<MultiScore>, FileSummary)> {
-    let mut outcome = read_multi(&input.path, &input.read)?;
-    report_read_skips(&outcome, reporter);
-    outcome
-        .rows
-        .retain(|r| shard.is_none_or(|s| s.contains(&r.row.id)));
-    let mut writer = output.map(Output::open).transpose()?;
-    let done = writer.as_ref().map(|w| w.ids().clone()).unwrap_or_default();
-    let mut scored: Vec<MultiScore> = Vec::new();
-    let stats = engine.score(
-        &outcome.rows,
-        &Pass {
-            done: &done,
-            source: &input.name(),
-            stage: "eval",
-            skip_invalid: engine.settings().skip_invalid,
-        },
+    let outcome = read_multi(&input.path, &input.read)?;
+    // Ties is scored over all its rows at once: the report needs the earlier runs' rows too.
+    let (scored, summary) = eval_records(
+        engine,
+        input,
+        output,
+        shard,
         reporter,
-        |r, s, domain| {
-            let record = MultiScore::new(r, s, domain.map(str::to_string));
-            if let Some(w) = writer.as_mut() {
-                w.write(&record)?;
-            }
-            scored.push(record);
-            Ok(())
-        },
+        outcome,
+        MultiScore::new,
     )?;
-    let mut summary = FileSummary {
-        stats,
-        read_skipped: outcome.skipped.len(),
-        ..FileSummary::default()
-    };
-    if let (Some(w), Some(out)) = (writer, output) {
-        summary.written = out.finish(w, &input.path, reporter)?;
-        summary.path = out.file();
-        // Ties is scored over all its rows at once: the report needs the earlier runs' rows too.
-        let mut earlier: Vec<MultiScore> = read_records(&summary.path, None)?;
-        let fresh: HashSet<&str> = scored.iter().map(|s| s.id.as_str()).collect();
-        earlier.retain(|s| !fresh.contains(s.id.as_str()));
-        scored.extend(earlier);
-    }
     let report = report_multi(engine, &input.name(), &scored, summary.skipped_rows())?;
     Ok((report, scored, summary))
 }
@@ -319,14 +293,57 @@ pub fn eval_file(
     shard: Option<Shard>,
     reporter: &mut dyn Reporter,
 ) -> Result<(EvalReport, Vec<PairScore>, FileSummary)> {
-    let mut outcome = read_pairwise(&input.path, &input.read)?;
+    let outcome = read_pairwise(&input.path, &input.read)?;
+    // The report covers every row of the input, including rows scored by an earlier run.
+    let (scored, summary) = eval_records(
+        engine,
+        input,
+        output,
+        shard,
+        reporter,
+        outcome,
+        PairScore::new,
+    )?;
+    let report = report(engine, &input.name(), &scored, summary.skipped_rows());
+    Ok((report, scored, summary))
+}
+
+/// A record `eval` writes, by the id of its row.
+trait EvalRecord: Serialize + DeserializeOwned {
+    fn id(&self) -> &str;
+}
+
+impl EvalRecord for PairScore {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl EvalRecord for MultiScore {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// What both evals share: `outcome`'s rows of this shard scored into `record`s (written to
+/// `output` when given, resumably), then every record of the shard, the output's earlier rows
+/// included.
+fn eval_records<R: ScoredRow, S: EvalRecord>(
+    engine: &Engine,
+    input: &Input,
+    output: Option<&Output>,
+    shard: Option<Shard>,
+    reporter: &mut dyn Reporter,
+    mut outcome: ReadOutcome<R>,
+    record: impl Fn(&R, &[ItemScore], Option<String>) -> S,
+) -> Result<(Vec<S>, FileSummary)> {
     report_read_skips(&outcome, reporter);
     outcome
         .rows
-        .retain(|r| shard.is_none_or(|s| s.contains(&r.id)));
+        .retain(|r| shard.is_none_or(|s| s.contains(r.info().id)));
     let mut writer = output.map(Output::open).transpose()?;
     let done = writer.as_ref().map(|w| w.ids().clone()).unwrap_or_default();
-    let mut scored: Vec<PairScore> = Vec::new();
+    let mut scored: Vec<S> = Vec::new();
     let stats = engine.score(
         &outcome.rows,
         &Pass {
@@ -337,7 +354,7 @@ pub fn eval_file(
         },
         reporter,
         |r, s, domain| {
-            let record = PairScore::new(r, s, domain.map(str::to_string));
+            let record = record(r, s, domain.map(str::to_string));
             if let Some(w) = writer.as_mut() {
                 w.write(&record)?;
             }
@@ -353,14 +370,12 @@ pub fn eval_file(
     if let (Some(w), Some(out)) = (writer, output) {
         summary.written = out.finish(w, &input.path, reporter)?;
         summary.path = out.file();
-        // The report covers every row of the input, including rows scored by an earlier run.
-        let mut earlier: Vec<PairScore> = read_records(&summary.path, None)?;
-        let fresh: HashSet<&str> = scored.iter().map(|s| s.id.as_str()).collect();
-        earlier.retain(|s| !fresh.contains(s.id.as_str()));
+        let mut earlier: Vec<S> = read_records(&summary.path, None)?;
+        let fresh: HashSet<&str> = scored.iter().map(EvalRecord::id).collect();
+        earlier.retain(|s| !fresh.contains(s.id()));
         scored.extend(earlier);
     }
-    let report = report(engine, &input.name(), &scored, summary.skipped_rows());
-    Ok((report, scored, summary))
+    Ok((scored, summary))
 }
 
 /// What an annotate run did: the file run's summary and the rows that gave no pair, by reason.
