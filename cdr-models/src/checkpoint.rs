@@ -6,6 +6,7 @@ use burn::tensor::backend::Backend;
 use cdr_types::hub::{self, HubId, RepoKind};
 use tracing::info;
 
+use crate::adapter::{self, Adapter};
 use crate::config::Config;
 use crate::error::Result;
 use crate::gguf;
@@ -59,8 +60,49 @@ impl ModelDir {
                 .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
     }
 
-    /// The model's configuration: `config.json`, or a GGUF file's metadata.
+    /// Whether this is a PEFT adapter directory (`adapter_config.json`), whose base holds the
+    /// config, tokenizer and most weights.
+    pub fn is_adapter(&self) -> bool {
+        adapter::is_adapter_dir(&self.path)
+    }
+
+    /// The adapter, for an adapter directory.
+    pub fn adapter(&self) -> Result<Option<Adapter>> {
+        if !self.is_adapter() {
+            return Ok(None);
+        }
+        Adapter::open(&self.path).map(Some)
+    }
+
+    /// The model that holds the config, tokenizer and base weights: an adapter's base, else this.
+    pub fn resolved(&self) -> Result<ModelDir> {
+        match self.adapter()? {
+            Some(adapter) => {
+                let base = ModelDir::new(adapter.base()?);
+                if base.is_adapter() {
+                    return Err(crate::ModelError::Input(format!(
+                        "adapter {}: its base {} is itself an adapter (stacked adapters are not \
+                         supported; merge the first one)",
+                        self.path.display(),
+                        base.path.display()
+                    )));
+                }
+                Ok(base)
+            }
+            None => Ok(self.clone()),
+        }
+    }
+
+    /// Whether the weights (an adapter's base's) come from a GGUF file.
+    pub fn weights_are_gguf(&self) -> bool {
+        self.resolved().is_ok_and(|d| d.is_gguf())
+    }
+
+    /// The model's configuration: `config.json`, or a GGUF file's metadata (an adapter's base's).
     pub fn config(&self) -> Result<Config> {
+        if self.is_adapter() {
+            return self.resolved()?.config();
+        }
         if self.is_gguf() {
             return gguf::config_from_gguf(&gguf::GgufFile::open(&self.path)?);
         }
@@ -69,6 +111,11 @@ impl ModelDir {
 
     /// The model's tokenizer: `tokenizer.json`, or built from a GGUF file's metadata.
     pub fn tokenizer(&self) -> Result<Tokenizer> {
+        // An adapter cannot change the vocabulary (a replaced embedding must keep its shape), so
+        // the base's tokenizer is the one.
+        if self.is_adapter() {
+            return self.resolved()?.tokenizer();
+        }
         if self.is_gguf() {
             return gguf_tokenizer(&gguf::GgufFile::open(&self.path)?);
         }
@@ -84,6 +131,9 @@ impl ModelDir {
     /// The chat template stored in a GGUF file. Directories keep theirs in
     /// `tokenizer_config.json`, which `cdr-prompt` reads; this returns `None` for them.
     pub fn embedded_template(&self) -> Result<Option<EmbeddedTemplate>> {
+        if self.is_adapter() {
+            return self.resolved()?.embedded_template();
+        }
         if !self.is_gguf() {
             return Ok(None);
         }
@@ -111,6 +161,10 @@ impl ModelDir {
         device: &B::Device,
         options: LoadOptions,
     ) -> Result<LlamaForCausalLm<B>> {
+        if let Some(adapter) = self.adapter()? {
+            let base = self.resolved()?.load(device, options)?;
+            return adapter.apply(&base);
+        }
         let config = self.config()?;
         let start = std::time::Instant::now();
         let model = if self.is_gguf() {

@@ -74,6 +74,7 @@ pub struct Generation {
 /// only there, e.g. Llama 3's `<|eot_id|>`).
 pub fn model_stop_ids(dir: &ModelDir, config: &Config) -> Result<Vec<u32>> {
     let mut ids = config.eos_token_ids();
+    let dir = &dir.resolved()?;
     if !dir.is_gguf() {
         let path = dir.path.join("generation_config.json");
         if path.is_file() {
@@ -112,6 +113,7 @@ pub struct SamplingDefaults {
 
 /// Reads [`SamplingDefaults`]; a value of the wrong type is an error naming the key.
 pub fn model_sampling_defaults(dir: &ModelDir) -> Result<SamplingDefaults> {
+    let dir = &dir.resolved()?;
     let path = dir.path.join("generation_config.json");
     if dir.is_gguf() || !path.is_file() {
         return Ok(SamplingDefaults::default());

@@ -5,6 +5,7 @@
 // The documented surface is what this file re-exports, plus `memory`. The other public modules
 // are the generic, backend-typed layer under [`Model`]: cdr's own benchmarks, parity examples,
 // fuzz targets and tests use them, so they stay reachable, hidden from the docs.
+mod adapter;
 #[doc(hidden)]
 pub mod backend;
 #[doc(hidden)]
@@ -35,6 +36,9 @@ mod tokenizer;
 #[doc(hidden)]
 pub mod weights;
 
+pub use adapter::{
+    ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, Adapter, is_adapter_dir, set_fallback_base,
+};
 pub use checkpoint::{EmbeddedTemplate, LoadOptions, ModelDir, resolve_model};
 pub use config::{Architecture, Config, RopeParameters, RopeScaling, TokenIds};
 pub use device::Device;

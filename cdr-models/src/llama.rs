@@ -6,6 +6,7 @@
 
 use burn::tensor::{DType, Int, Tensor, activation::silu, backend::Backend, module::embedding};
 
+use crate::adapter::lora::LoraDelta;
 use crate::cache::KvCache;
 use crate::config::Config;
 use crate::error::Result;
@@ -20,6 +21,8 @@ use crate::weights::{ComputeDtype, Weights};
 pub struct Linear<B: Backend> {
     pub weight: kernels::Weight<B>,
     pub bias: Option<Tensor<B, 1>>,
+    /// A LoRA adapter's low-rank path ([`crate::adapter`]), added to the base output.
+    pub lora: Option<LoraDelta<B>>,
 }
 
 impl<B: Backend> Linear<B> {
@@ -31,15 +34,21 @@ impl<B: Backend> Linear<B> {
             } else {
                 None
             },
+            lora: None,
         })
     }
 
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, s, d_in] = x.dims();
         let d_out = self.weight.dims()[0];
-        let y = kernels::linear(x.reshape([b * s, d_in]), &self.weight);
+        let x = x.reshape([b * s, d_in]);
+        let y = kernels::linear(x.clone(), &self.weight);
         let y = match &self.bias {
             Some(bias) => y + bias.clone().unsqueeze::<2>(),
+            None => y,
+        };
+        let y = match &self.lora {
+            Some(lora) => lora.add(x, y),
             None => y,
         };
         y.reshape([b, s, d_out])
@@ -78,11 +87,21 @@ impl<B: Backend> RmsNorm<B> {
 pub struct Embedding<B: Backend> {
     /// `[vocab, hidden]`.
     pub weight: Tensor<B, 2>,
+    /// A LoRA adapter's low-rank path on the embedding.
+    pub lora: Option<LoraDelta<B>>,
 }
 
 impl<B: Backend> Embedding<B> {
     pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        embedding(self.weight.clone(), ids)
+        let out = embedding(self.weight.clone(), ids.clone());
+        match &self.lora {
+            Some(lora) => {
+                let [b, s, h] = out.dims();
+                lora.add_embedding(ids.reshape([b * s]), out.reshape([b * s, h]))
+                    .reshape([b, s, h])
+            }
+            None => out,
+        }
     }
 }
 
@@ -226,6 +245,9 @@ pub struct LlamaForCausalLm<B: Backend> {
     /// The vocabulary projection: `lm_head.weight`, or when tied `embed_tokens.weight` (the same
     /// tensor, or on the CPU in bf16 a packed copy of it).
     pub head: kernels::Weight<B>,
+    /// A LoRA adapter's low-rank path on the vocabulary projection (on a tied model it changes
+    /// the projection only, as PEFT's unmerged forward does).
+    pub head_lora: Option<LoraDelta<B>>,
     config: Config,
     rope: Rope,
     /// Attention window per layer ([`Config::layer_windows`]).
@@ -241,6 +263,7 @@ impl<B: Backend> LlamaForCausalLm<B> {
         let m = w.pp("model");
         let embed_tokens = Embedding {
             weight: m.get("embed_tokens.weight", [c.vocab_size, c.hidden_size])?,
+            lora: None,
         };
         let layers = (0..c.num_hidden_layers)
             .map(|i| DecoderLayer::load(&m.pp("layers").pp(i), c))
@@ -258,6 +281,7 @@ impl<B: Backend> LlamaForCausalLm<B> {
                 norm,
             },
             head,
+            head_lora: None,
             config: c.clone(),
             rope: Rope::new(c)?,
             windows: c.layer_windows(),
@@ -332,7 +356,10 @@ impl<B: Backend> LlamaForCausalLm<B> {
 
     /// Vocabulary logits `[rows, vocab]` for hidden states `[rows, hidden]`, in the compute dtype.
     pub fn logits(&self, hidden: Tensor<B, 2>) -> Tensor<B, 2> {
-        kernels::vocab_linear(hidden, &self.head)
+        match &self.head_lora {
+            Some(lora) => lora.add(hidden.clone(), kernels::vocab_linear(hidden, &self.head)),
+            None => kernels::vocab_linear(hidden, &self.head),
+        }
     }
 
     /// Which product the projections take (e.g. "bf16 packed, amx" or "burn matmul").

@@ -1,6 +1,9 @@
 //! A loaded model on a run-time [`Device`]: the backend-generic [`LlamaForCausalLm`] behind one
 //! type, so the crates above this one carry no backend parameter and a burn upgrade stays here.
 
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+
 use crate::backend;
 use crate::checkpoint::{LoadOptions, ModelDir};
 use crate::config::Config;
@@ -46,12 +49,78 @@ macro_rules! on_backend {
 pub struct Model {
     inner: Inner,
     device: Device,
+    /// For an adapter, the base it shares its tensors with: held so that a later
+    /// [`Model::load_shared`] of the base finds it instead of loading a second copy.
+    base: Option<Arc<Model>>,
 }
 
+/// What makes two loads the same model in memory.
+type SharedKey = (PathBuf, Device, ComputeDtype);
+
+/// Models loaded through [`Model::load_shared`] and still alive somewhere.
+static SHARED: Mutex<Vec<(SharedKey, Weak<Model>)>> = Mutex::new(Vec::new());
+
 impl Model {
-    /// Loads a model directory or GGUF file on `device`.
+    /// Loads a model directory, GGUF file or adapter directory on `device`. An adapter's base
+    /// comes from [`Model::load_shared`], so an adapter and its base in one process hold the base
+    /// once.
     pub fn load(dir: &ModelDir, device: &Device, options: LoadOptions) -> Result<Self> {
         device.check()?;
+        if let Some(adapter) = dir.adapter()? {
+            let base = Self::load_shared(&dir.resolved()?, device, options)?;
+            let inner = match &base.inner {
+                #[cfg(feature = "cpu")]
+                Inner::Cpu(m) => Inner::Cpu(adapter.apply(m)?),
+                #[cfg(feature = "cuda")]
+                Inner::Cuda(m) => Inner::Cuda(adapter.apply(m)?),
+                #[cfg(feature = "wgpu")]
+                Inner::Wgpu(m) => Inner::Wgpu(adapter.apply(m)?),
+            };
+            return Ok(Self {
+                inner,
+                device: *device,
+                base: Some(base),
+            });
+        }
+        Self::load_unshared(dir, device, options)
+    }
+
+    /// The model at `dir`, shared with every other live `load_shared` of the same file, device and
+    /// dtype in this process (an adapter pair's base, a strong model that is also the policy).
+    pub fn load_shared(dir: &ModelDir, device: &Device, options: LoadOptions) -> Result<Arc<Self>> {
+        let key = (
+            std::fs::canonicalize(&dir.path).unwrap_or_else(|_| dir.path.clone()),
+            *device,
+            options.dtype,
+        );
+        // Held across the load: two threads asking for one model load it once.
+        let mut shared = SHARED
+            .lock()
+            .map_err(|_| ModelError::Backend("a thread loading a model panicked".into()))?;
+        shared.retain(|(_, w)| w.strong_count() > 0);
+        if let Some(model) = shared
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, w)| w.upgrade())
+        {
+            tracing::info!(model = %dir.path.display(), "sharing the weights already in memory");
+            return Ok(model);
+        }
+        // An adapter's own base load takes this lock again: release it first.
+        if dir.is_adapter() {
+            drop(shared);
+            let model = Arc::new(Self::load(dir, device, options)?);
+            if let Ok(mut shared) = SHARED.lock() {
+                shared.push((key, Arc::downgrade(&model)));
+            }
+            return Ok(model);
+        }
+        let model = Arc::new(Self::load_unshared(dir, device, options)?);
+        shared.push((key, Arc::downgrade(&model)));
+        Ok(model)
+    }
+
+    fn load_unshared(dir: &ModelDir, device: &Device, options: LoadOptions) -> Result<Self> {
         let inner = match *device {
             #[cfg(feature = "cpu")]
             Device::Cpu => Inner::Cpu(dir.load(&Default::default(), options)?),
@@ -72,7 +141,13 @@ impl Model {
         Ok(Self {
             inner,
             device: *device,
+            base: None,
         })
+    }
+
+    /// Whether this model is an adapter over a base it shares.
+    pub fn is_adapter(&self) -> bool {
+        self.base.is_some()
     }
 
     /// The device the weights live on.
