@@ -19,6 +19,12 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// The base model of any PEFT LoRA adapter directory given as a model (--strong, --weak,
+    /// --model, --policy, ...) whose recorded base_model_name_or_path is not on this machine.
+    /// An adapter and its base in one run share the base's weights.
+    #[arg(long, global = true, value_name = "MODEL")]
+    pub adapter_base: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -52,6 +52,15 @@ fn main() -> std::process::ExitCode {
         .init();
 
     let mut printer = Printer::new(cli.quiet);
+    if let Some(base) = &cli.adapter_base {
+        match cdr_models::resolve_model(base) {
+            Ok(path) => cdr_models::set_fallback_base(path),
+            Err(e) => {
+                printer.error(&anyhow::anyhow!("--adapter-base: {e}"));
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
     match commands::run(cli.command, &mut printer) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -230,6 +230,21 @@ impl LogprobCache {
 /// The files a model's outputs depend on: a GGUF file itself, or a directory's config, tokenizer,
 /// template and weight files (not READMEs or licences, whose edits change nothing).
 fn model_files(path: &Path) -> Result<Vec<PathBuf>> {
+    // An adapter's outputs depend on its base's files too.
+    let dir = cdr_models::ModelDir::new(path);
+    if dir.is_adapter() {
+        let mut files = dir_model_files(path)?;
+        files.extend(model_files(&dir.resolved()?.path)?);
+        return Ok(files);
+    }
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    dir_model_files(path)
+}
+
+/// A directory's config, tokenizer, template and weight files.
+fn dir_model_files(path: &Path) -> Result<Vec<PathBuf>> {
     if path.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }

@@ -280,13 +280,13 @@ impl ModelScorer {
             )));
         }
         info!(model = %self.dir.display(), dtype = %self.dtype, "loading weights");
-        let model = Model::load(
+        // Shared: an adapter and its base (a strong/weak adapter pair) hold the base once.
+        let model = Model::load_shared(
             &ModelDir::new(&self.dir),
             &self.device,
             LoadOptions { dtype: self.dtype },
         )?;
         info!(products = %model.kernel(), "weights loaded");
-        let model = Arc::new(model);
         *slot = Some(model.clone());
         Ok(model)
     }
@@ -303,6 +303,15 @@ impl ModelScorer {
     /// Whether the weights are in memory.
     pub fn is_loaded(&self) -> bool {
         self.model.lock().is_ok_and(|m| m.is_some())
+    }
+
+    /// The checkpoint whose weights this model loads: an adapter's base, else the model itself
+    /// (canonical where possible), so two scorers over one base can tell they share it.
+    pub fn base_path(&self) -> PathBuf {
+        let dir = ModelDir::new(&self.dir)
+            .resolved()
+            .map_or_else(|_| self.dir.clone(), |d| d.path);
+        std::fs::canonicalize(&dir).unwrap_or(dir)
     }
 
     /// Bytes the weights take in the compute dtype.
@@ -494,7 +503,15 @@ impl DensityRatio {
         options: ScoreOptions,
     ) -> Self {
         let one_at_a_time = options.one_model_at_a_time.unwrap_or_else(|| {
-            let need = strong.weight_bytes() + weak.weight_bytes();
+            // An adapter pair over one base holds that base once.
+            let need = if strong.remote.is_none()
+                && weak.remote.is_none()
+                && strong.base_path() == weak.base_path()
+            {
+                strong.weight_bytes().max(weak.weight_bytes())
+            } else {
+                strong.weight_bytes() + weak.weight_bytes()
+            };
             // Activations, the other model's packing buffers and the OS need room too.
             let room = cdr_models::memory::available_bytes().map(|a| a / 10 * 9);
             let fits = room.is_none_or(|room| need <= room);
@@ -690,6 +707,14 @@ pub fn pair_template(strong: &Path, options: &ScoreOptions) -> Result<ChatTempla
 /// A model's own chat template: from a directory as transformers finds it
 /// ([`ChatTemplate::from_model_dir`]), or from the GGUF metadata.
 pub fn model_template(model: &Path) -> Result<ChatTemplate> {
+    let dir = ModelDir::new(model);
+    if dir.is_adapter() {
+        // A template saved with the adapter (TRL saves the tokenizer there) wins, else the base's.
+        if let Some(t) = ChatTemplate::from_model_dir(model)? {
+            return Ok(t);
+        }
+        return model_template(&dir.resolved()?.path);
+    }
     if let Some(t) = ModelDir::new(model).embedded_template()? {
         return Ok(ChatTemplate::new(
             &model.display().to_string(),

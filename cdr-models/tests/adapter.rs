@@ -53,7 +53,10 @@ const F32: LoadOptions = LoadOptions {
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -76,7 +79,10 @@ fn adapter_logprobs_match_peft_per_token() {
             assert!(d <= 1e-4, "{name} seq {i}: {d} from PEFT");
             let d = max_diff(&batched[i], &s.adapter_logprobs);
             assert!(d <= 1e-4, "{name} seq {i} batched: {d} from PEFT");
-            assert!(max_diff(&s.merged_logprobs, &s.adapter_logprobs) <= 1e-4, "{name}");
+            assert!(
+                max_diff(&s.merged_logprobs, &s.adapter_logprobs) <= 1e-4,
+                "{name}"
+            );
         }
         // The adapter does change the model: a test that would pass without it proves nothing.
         let effect = case
@@ -118,7 +124,9 @@ fn refused_adapters_name_the_key() {
             continue;
         };
         let dir = ModelDir::new(root().join(&name).join("adapter"));
-        let err = Model::load(&dir, &Device::Cpu, F32).unwrap_err().to_string();
+        let err = Model::load(&dir, &Device::Cpu, F32)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(&format!("`{key}`")), "{name}: {err}");
         assert!(err.contains("adapter_config.json"), "{name}: {err}");
         refused += 1;
@@ -157,20 +165,28 @@ fn configs_that_disagree_with_the_tensors_are_refused() {
     let dir = edited_adapter("attn_qkvo", |c| c["use_new_variant"] = true.into());
     assert!(load_err(dir.path()).contains("`use_new_variant`"));
     // The same key switched off is harmless.
-    let dir = edited_adapter("attn_qkvo", |c| c["use_new_variant"] = serde_json::Value::Null);
+    let dir = edited_adapter("attn_qkvo", |c| {
+        c["use_new_variant"] = serde_json::Value::Null
+    });
     Model::load(&ModelDir::new(dir.path()), &Device::Cpu, F32).unwrap();
     // A target without factors in the file.
     let dir = edited_adapter("attn_qkvo", |c| {
         c["target_modules"] = serde_json::json!(["q_proj", "k_proj", "v_proj", "o_proj", "up_proj"])
     });
     let err = load_err(dir.path());
-    assert!(err.contains("up_proj") && err.contains("no LoRA factors"), "{err}");
+    assert!(
+        err.contains("up_proj") && err.contains("no LoRA factors"),
+        "{err}"
+    );
     // Factors for a module the config does not target.
     let dir = edited_adapter("attn_qkvo", |c| {
         c["target_modules"] = serde_json::json!(["q_proj", "k_proj", "v_proj"])
     });
     let err = load_err(dir.path());
-    assert!(err.contains("o_proj") && err.contains("does not target"), "{err}");
+    assert!(
+        err.contains("o_proj") && err.contains("does not target"),
+        "{err}"
+    );
     // A rank the tensors do not have.
     let dir = edited_adapter("attn_qkvo", |c| c["r"] = 5.into());
     let err = load_err(dir.path());
@@ -183,7 +199,10 @@ fn configs_that_disagree_with_the_tensors_are_refused() {
         c["base_model_name_or_path"] = "/nowhere/base".into()
     });
     let err = load_err(dir.path());
-    assert!(err.contains("/nowhere/base") && err.contains("--adapter-base"), "{err}");
+    assert!(
+        err.contains("/nowhere/base") && err.contains("--adapter-base"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -210,7 +229,10 @@ fn rank_and_alpha_patterns_follow_the_file_order() {
     let reordered = text
         .replace(&format!("{anchored},"), "")
         .replace(r#""v_proj": 20"#, &format!(r#""v_proj": 20, {anchored}"#))
-        .replace("../../base_llama", &root().join("base_llama").display().to_string());
+        .replace(
+            "../../base_llama",
+            &root().join("base_llama").display().to_string(),
+        );
     assert_ne!(reordered, text);
     std::fs::write(tmp.path().join("adapter_config.json"), reordered).unwrap();
     let model = Model::load(&ModelDir::new(tmp.path()), &Device::Cpu, F32).unwrap();

@@ -68,9 +68,22 @@ pub fn run(args: &InfoArgs, printer: &Printer) -> anyhow::Result<()> {
         .unwrap_or_else(|e| format!("none ({e})"));
     let params = parameters(&config);
     printer.out(format_args!("model:         {}\n", path.display()));
+    // An adapter's config, tokenizer and storage are its base's.
+    let weights = dir.resolved()?;
+    if let Some(adapter) = dir.adapter()? {
+        printer.out(format_args!(
+            "adapter:       {} over base {}\n",
+            adapter.describe(),
+            weights.path.display()
+        ));
+    }
     printer.out(format_args!(
         "format:        {}\n",
-        if dir.is_gguf() { "GGUF" } else { "safetensors" }
+        if weights.is_gguf() {
+            "GGUF"
+        } else {
+            "safetensors"
+        }
     ));
     printer.out(format_args!(
         "architecture:  {} ({:?})\n",
@@ -100,7 +113,7 @@ pub fn run(args: &InfoArgs, printer: &Printer) -> anyhow::Result<()> {
             windows.len()
         ));
     }
-    let storage = storage(&path, dir.is_gguf())?;
+    let storage = storage(&weights.path, weights.is_gguf())?;
     let storage: Vec<String> = storage.iter().map(|(k, n)| format!("{k} x{n}")).collect();
     printer.out(format_args!("storage:       {}\n", storage.join(", ")));
     printer.out(format_args!(
@@ -123,7 +136,7 @@ pub fn run(args: &InfoArgs, printer: &Printer) -> anyhow::Result<()> {
 #[cfg(feature = "cpu")]
 fn load_and_measure(dir: &ModelDir, params: u64, printer: &Printer) -> anyhow::Result<()> {
     // The dtype `cdr score` takes by default (`--dtype auto`) for this model on this CPU.
-    let dtype = cdr_models::kernels::default_dtype(dir.is_gguf(), true);
+    let dtype = cdr_models::kernels::default_dtype(dir.weights_are_gguf(), true);
     let before = peak_rss_mib().unwrap_or(0.0);
     let start = std::time::Instant::now();
     let model = cdr_models::Model::load(

@@ -130,7 +130,8 @@ impl ScoringSettings {
             if self.remote.is_some() {
                 return ComputeDtype::F32;
             }
-            let gguf = !models.is_empty() && models.iter().all(|m| ModelDir::new(m).is_gguf());
+            let gguf =
+                !models.is_empty() && models.iter().all(|m| ModelDir::new(m).weights_are_gguf());
             let dtype = cdr_models::kernels::default_dtype(gguf, self.device == Device::Cpu);
             tracing::info!(%dtype, "dtype auto");
             dtype

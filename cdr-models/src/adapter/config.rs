@@ -54,6 +54,10 @@ enum Match {
 pub struct Patterns(Vec<(String, Regex, f64)>);
 
 impl Patterns {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     fn first(&self, name: &str) -> Option<f64> {
         self.0
             .iter()
@@ -73,7 +77,10 @@ impl<'de> Deserialize<'de> for Ordered {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Ordered, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Ordered, A::Error> {
                 let mut out = Vec::new();
                 while let Some((k, v)) = map.next_entry::<String, Value>()? {
                     out.push((k, v));
@@ -124,13 +131,22 @@ const IGNORED: &[&str] = &[
 
 /// Keys that change the forward when set (beyond null/false/{}/[]/"none"), with what they do.
 const REFUSED: &[(&str, &str)] = &[
-    ("use_dora", "DoRA rescales each output by a learned magnitude"),
+    (
+        "use_dora",
+        "DoRA rescales each output by a learned magnitude",
+    ),
     ("lora_bias", "a trained bias on lora_B"),
     ("bias", "trained replacement biases"),
     ("use_qalora", "QA-LoRA pools its inputs"),
-    ("alora_invocation_tokens", "an activated LoRA applies only after its invocation tokens"),
+    (
+        "alora_invocation_tokens",
+        "an activated LoRA applies only after its invocation tokens",
+    ),
     ("layer_replication", "it rebuilds the layer stack"),
-    ("target_parameters", "LoRA on raw parameters (e.g. MoE experts)"),
+    (
+        "target_parameters",
+        "LoRA on raw parameters (e.g. MoE experts)",
+    ),
     ("megatron_config", "Megatron-parallel LoRA layers"),
     ("trainable_token_indices", "a per-token embedding delta"),
     ("use_bdlora", "a LoRA variant with its own forward"),
@@ -226,7 +242,10 @@ impl AdapterConfig {
             _ => return Err(err("`r` must be a positive integer".into())),
         };
         let lora_alpha = get("lora_alpha")
-            .map(|v| v.as_f64().ok_or_else(|| err("`lora_alpha` must be a number".into())))
+            .map(|v| {
+                v.as_f64()
+                    .ok_or_else(|| err("`lora_alpha` must be a number".into()))
+            })
             .transpose()?
             .unwrap_or(8.0);
         let use_rslora = match get("use_rslora") {
@@ -270,12 +289,18 @@ impl AdapterConfig {
                     .iter()
                     .map(|v| {
                         v.as_u64().map(|n| n as usize).ok_or_else(|| {
-                            err(format!("`layers_to_transform` entries must be indices, not {v}"))
+                            err(format!(
+                                "`layers_to_transform` entries must be indices, not {v}"
+                            ))
                         })
                     })
                     .collect::<Result<Vec<_>>>()?,
             ),
-            Some(v) => return Err(err(format!("`layers_to_transform` must be a list, not {v}"))),
+            Some(v) => {
+                return Err(err(format!(
+                    "`layers_to_transform` must be a list, not {v}"
+                )));
+            }
         };
         let layers_pattern = match get("layers_pattern") {
             None | Some(Value::Null) => None,
@@ -318,8 +343,14 @@ impl AdapterConfig {
         };
         let rank_pattern = patterns("rank_pattern")?;
         let alpha_pattern = patterns("alpha_pattern")?;
-        if let Some((k, _, v)) = rank_pattern.0.iter().find(|(_, _, v)| *v < 1.0 || v.fract() != 0.0) {
-            return Err(err(format!("`rank_pattern`.`{k}` = {v} is not a positive rank")));
+        if let Some((k, _, v)) = rank_pattern
+            .0
+            .iter()
+            .find(|(_, _, v)| *v < 1.0 || v.fract() != 0.0)
+        {
+            return Err(err(format!(
+                "`rank_pattern`.`{k}` = {v} is not a positive rank"
+            )));
         }
         let modules_to_save = match get("modules_to_save") {
             None | Some(Value::Null) => Vec::new(),
@@ -327,7 +358,9 @@ impl AdapterConfig {
                 .iter()
                 .map(|v| {
                     v.as_str().map(str::to_string).ok_or_else(|| {
-                        err(format!("`modules_to_save` entries must be strings, not {v}"))
+                        err(format!(
+                            "`modules_to_save` entries must be strings, not {v}"
+                        ))
                     })
                 })
                 .collect::<Result<Vec<_>>>()?,
@@ -352,7 +385,11 @@ impl AdapterConfig {
 
     /// Whether PEFT would put a LoRA layer on module `name` (e.g. `model.layers.0.self_attn.q_proj`).
     pub fn targets(&self, name: &str) -> bool {
-        if self.modules_to_save.iter().any(|m| name.ends_with(m.as_str())) {
+        if self
+            .modules_to_save
+            .iter()
+            .any(|m| name.ends_with(m.as_str()))
+        {
             return false;
         }
         if let Some(ex) = &self.exclude_modules
@@ -383,7 +420,10 @@ impl AdapterConfig {
             Some((i, n))
         });
         match &self.layers_pattern {
-            None => candidates.into_iter().find(|&(i, _)| i >= 1).map(|(_, n)| n),
+            None => candidates
+                .into_iter()
+                .find(|&(i, _)| i >= 1)
+                .map(|(_, n)| n),
             Some(patterns) => candidates
                 .into_iter()
                 .find(|&(i, _)| i >= 1 && patterns.iter().any(|p| p == parts[i - 1]))

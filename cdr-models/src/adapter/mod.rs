@@ -94,6 +94,22 @@ impl Adapter {
         &self.dir
     }
 
+    /// A one-line summary: `LoRA r 16, alpha 32, rank-stabilized, modules_to_save [lm_head]`.
+    pub fn describe(&self) -> String {
+        let c = &self.config;
+        let mut out = format!("LoRA r {}, alpha {}", c.r, c.lora_alpha);
+        if c.use_rslora {
+            out.push_str(", rank-stabilized");
+        }
+        if !c.rank_pattern.is_empty() || !c.alpha_pattern.is_empty() {
+            out.push_str(", per-module rank/alpha patterns");
+        }
+        if !c.modules_to_save.is_empty() {
+            out.push_str(&format!(", modules_to_save {:?}", c.modules_to_save));
+        }
+        out
+    }
+
     /// The base model: `base_model_name_or_path` as a path (a relative one against the adapter's
     /// directory, where PEFT would take the current directory: an adapter folder moved together
     /// with its base keeps working), a GGUF file, or a hub id in the local cache; else the
@@ -190,7 +206,9 @@ impl Adapter {
         let mut adapted = Vec::new();
         for (module, a_key) in &a {
             let b_key = b.remove(module).ok_or_else(|| {
-                bad(format!("`{a_key}` has no matching lora_B (`{module}.lora_B.weight`)"))
+                bad(format!(
+                    "`{a_key}` has no matching lora_B (`{module}.lora_B.weight`)"
+                ))
             })?;
             adapted.push(module.clone());
             let (a_t, b_t) = (f32_tensor(a_key)?, f32_tensor(&b_key)?);
@@ -201,15 +219,21 @@ impl Adapter {
                 ))
             })?;
             let [out_f, in_f] = slot.dims();
-            delta.check_dims(in_f, out_f).map_err(|m| bad(format!("`{module}`: {m}")))?;
+            delta
+                .check_dims(in_f, out_f)
+                .map_err(|m| bad(format!("`{module}`: {m}")))?;
             *slot.lora = Some(delta);
         }
         if let Some((module, _)) = b.iter().next() {
-            return Err(bad(format!("`{module}.lora_B.weight` has no matching lora_A")));
+            return Err(bad(format!(
+                "`{module}.lora_B.weight` has no matching lora_A"
+            )));
         }
         for (module, a_key) in &emb_a {
             let b_key = emb_b.remove(module).ok_or_else(|| {
-                bad(format!("`{a_key}` has no matching `{module}.lora_embedding_B`"))
+                bad(format!(
+                    "`{a_key}` has no matching `{module}.lora_embedding_B`"
+                ))
             })?;
             if module != "model.embed_tokens" {
                 return Err(bad(format!("`{a_key}`: no embedding `{module}` to adapt")));
@@ -226,7 +250,9 @@ impl Adapter {
             model.model.embed_tokens.lora = Some(delta);
         }
         if let Some((module, _)) = emb_b.iter().next() {
-            return Err(bad(format!("`{module}.lora_embedding_B` has no matching A")));
+            return Err(bad(format!(
+                "`{module}.lora_embedding_B` has no matching A"
+            )));
         }
         // Every module the config targets must have its factors, so a truncated file or a
         // config edited by hand cannot pass for a smaller adapter.
@@ -271,9 +297,7 @@ impl Adapter {
         let [r, _] = a.dims();
         let [_, rb] = b.dims();
         if rb != r {
-            return Err(bad(format!(
-                "`{b_key}` has rank {rb}, `{a_key}` rank {r}"
-            )));
+            return Err(bad(format!("`{b_key}` has rank {rb}, `{a_key}` rank {r}")));
         }
         let (config_r, _) = self.config.rank_alpha(module);
         if config_r != r {
@@ -313,14 +337,21 @@ fn load_f32<B: Backend>(
     if data.shape.len() != 2 {
         return Err(ModelError::Checkpoint {
             path: source.file_of(key),
-            message: format!("tensor `{key}` has shape {:?}, expected a matrix", data.shape),
+            message: format!(
+                "tensor `{key}` has shape {:?}, expected a matrix",
+                data.shape
+            ),
         });
     }
     Ok(Tensor::from_data(data, (device, DType::F32)))
 }
 
 /// A tensor converted to `dtype`, with its stored shape.
-pub(crate) fn read(source: &dyn WeightSource, key: &str, dtype: ComputeDtype) -> Result<TensorData> {
+pub(crate) fn read(
+    source: &dyn WeightSource,
+    key: &str,
+    dtype: ComputeDtype,
+) -> Result<TensorData> {
     source
         .with_tensor(key, &mut |raw| Ok(convert(&raw, dtype)))?
         .ok_or_else(|| ModelError::MissingTensor {

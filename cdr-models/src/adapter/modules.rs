@@ -29,7 +29,11 @@ impl<B: Backend> LlamaForCausalLm<B> {
     pub fn adaptable_modules(&self) -> Vec<String> {
         let mut out = vec!["model.embed_tokens".to_string(), "lm_head".to_string()];
         for i in 0..self.model.layers.len() {
-            out.extend(ATTENTION.iter().map(|p| format!("model.layers.{i}.self_attn.{p}")));
+            out.extend(
+                ATTENTION
+                    .iter()
+                    .map(|p| format!("model.layers.{i}.self_attn.{p}")),
+            );
             out.extend(MLP.iter().map(|p| format!("model.layers.{i}.mlp.{p}")));
         }
         out
