@@ -241,3 +241,34 @@ fn rank_and_alpha_patterns_follow_the_file_order() {
     // Now layers.1 v_proj takes alpha 20: the numbers leave PEFT's reload.
     assert!(max_diff(&lp, &s.adapter_logprobs) > 1e-3);
 }
+
+#[test]
+fn in_bf16_the_adapter_adds_no_error_of_its_own() {
+    // bf16 weights with the low-rank path in f32 (as PEFT computes it): the adapted model's
+    // distance from PEFT's f32 numbers stays within what bf16 costs the base alone.
+    let bf16 = LoadOptions {
+        dtype: ComputeDtype::BF16,
+    };
+    for (name, case) in cases() {
+        if !case.accept {
+            continue;
+        }
+        let adapter_dir = ModelDir::new(root().join(&name).join("adapter"));
+        let base_dir = adapter_dir.resolved().unwrap();
+        let base = Model::load(&base_dir, &Device::Cpu, bf16).unwrap();
+        let adapted = Model::load(&adapter_dir, &Device::Cpu, bf16).unwrap();
+        let (mut base_err, mut adapter_err) = (0f32, 0f32);
+        for s in &case.sequences {
+            let b = base.token_logprobs(&[&s.ids]).unwrap().remove(0);
+            let a = adapted.token_logprobs(&[&s.ids]).unwrap().remove(0);
+            base_err = base_err.max(max_diff(&b, &s.base_logprobs));
+            adapter_err = adapter_err.max(max_diff(&a, &s.adapter_logprobs));
+        }
+        eprintln!("{name}: bf16 base {base_err:.4}, bf16 adapter {adapter_err:.4}");
+        assert!(base_err > 0.0, "{name}: bf16 must differ from f32");
+        assert!(
+            adapter_err <= 2.0 * base_err + 0.02,
+            "{name}: bf16 adapter {adapter_err} vs base {base_err}"
+        );
+    }
+}

@@ -61,7 +61,7 @@ impl PyDensityRatio {
         router_calibrate=false, device="cpu", dtype="f32",
         max_batch_tokens=8192, cache=None, template=None, reduction="sum",
         max_prompt_tokens=2048, max_response_tokens=2048, allow_tokenizer_mismatch=false,
-        one_model_at_a_time=None,
+        one_model_at_a_time=None, adapter_base=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -82,7 +82,14 @@ impl PyDensityRatio {
         max_response_tokens: usize,
         allow_tokenizer_mismatch: bool,
         one_model_at_a_time: Option<bool>,
+        adapter_base: Option<PathBuf>,
     ) -> PyResult<Self> {
+        // The CLI's --adapter-base: the base of an adapter whose recorded one is not here.
+        if let Some(base) = adapter_base {
+            let base = cdr_models::resolve_model(&spec(base))
+                .map_err(|e| Error::NotFound(format!("adapter_base: {e}")))?;
+            cdr_models::set_fallback_base(base);
+        }
         let config = PairConfig {
             strong: spec(strong),
             weak: spec(weak),

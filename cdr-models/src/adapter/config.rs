@@ -467,3 +467,102 @@ fn nested_in_order(text: &str, key: &str) -> Option<Vec<(String, Value)>> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &str) -> Result<AdapterConfig> {
+        let text = format!(r#"{{"peft_type": "LORA", "r": 8, "lora_alpha": 16{extra}}}"#);
+        AdapterConfig::parse(&text, Path::new("adapter_config.json"))
+    }
+
+    const Q0: &str = "model.layers.0.self_attn.q_proj";
+    const Q1: &str = "model.layers.1.self_attn.q_proj";
+
+    #[test]
+    fn list_targets_match_whole_dot_bounded_suffixes() {
+        let c = parse(r#", "target_modules": ["q_proj", "mlp.up_proj"]"#).unwrap();
+        assert!(c.targets(Q0));
+        assert!(c.targets("model.layers.3.mlp.up_proj"));
+        assert!(!c.targets("model.layers.0.self_attn.k_proj"));
+        let c = parse(r#", "target_modules": ["proj"]"#).unwrap();
+        assert!(!c.targets(Q0), "a suffix must start at a dot");
+    }
+
+    #[test]
+    fn a_regex_string_must_match_the_whole_name() {
+        let c = parse(r#", "target_modules": "model\\.layers\\.1\\..*q_proj""#).unwrap();
+        assert!(c.targets(Q1) && !c.targets(Q0));
+        let c = parse(r#", "target_modules": "q_proj""#).unwrap();
+        assert!(!c.targets(Q0), "fullmatch, not search");
+    }
+
+    #[test]
+    fn layers_to_transform_applies_to_suffix_matches_only() {
+        let c = parse(r#", "target_modules": ["q_proj"], "layers_to_transform": [1]"#).unwrap();
+        assert!(c.targets(Q1) && !c.targets(Q0));
+        let c = parse(&format!(
+            r#", "target_modules": ["{Q0}"], "layers_to_transform": [1]"#
+        ))
+        .unwrap();
+        assert!(c.targets(Q0), "a full name bypasses layers_to_transform");
+        let c = parse(
+            r#", "target_modules": ["q_proj"], "layers_to_transform": 0, "layers_pattern": "layers""#,
+        )
+        .unwrap();
+        assert!(c.targets(Q0) && !c.targets(Q1));
+    }
+
+    #[test]
+    fn exclusions_and_saved_modules_are_never_targets() {
+        let c = parse(
+            r#", "target_modules": ["q_proj", "lm_head"], "exclude_modules": ["layers.0.self_attn.q_proj"], "modules_to_save": ["lm_head"]"#,
+        )
+        .unwrap();
+        assert!(!c.targets(Q0) && c.targets(Q1) && !c.targets("lm_head"));
+    }
+
+    #[test]
+    fn patterns_take_the_first_key_in_file_order() {
+        let c = parse(
+            r#", "use_rslora": true, "rank_pattern": {"q_proj": 4, "layers\\.1\\..*": 2},
+               "alpha_pattern": {"^q_proj": 1, "layers.1.self_attn.q_proj": 9}"#,
+        )
+        .unwrap();
+        assert_eq!(c.rank_alpha(Q1), (4, 9.0));
+        // `^q_proj` never matches a full name (it must match from the start).
+        assert_eq!(c.rank_alpha(Q0), (4, 16.0));
+        assert_eq!(c.rank_alpha("model.layers.1.mlp.up_proj"), (2, 16.0));
+        assert!((c.scaling(Q1) - 9.0 / 2.0).abs() < 1e-12);
+        let c = parse(r#", "rank_pattern": {"layers\\.1\\..*": 2, "q_proj": 4}"#).unwrap();
+        assert_eq!(c.rank_alpha(Q1).0, 2);
+    }
+
+    #[test]
+    fn settings_that_change_the_math_are_refused_by_name() {
+        for (extra, key) in [
+            (r#", "use_dora": true"#, "use_dora"),
+            (r#", "bias": "all""#, "bias"),
+            (r#", "layer_replication": [[0, 1]]"#, "layer_replication"),
+            (
+                r#", "init_lora_weights": "pissa_niter_4""#,
+                "init_lora_weights",
+            ),
+            (r#", "brand_new_option": 3"#, "brand_new_option"),
+        ] {
+            let err = parse(extra).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{err}");
+        }
+        for extra in [
+            r#", "use_dora": false, "bias": "none", "brand_new_option": null"#,
+            r#", "init_lora_weights": "gaussian", "lora_dropout": 0.1, "fan_in_fan_out": true"#,
+        ] {
+            parse(extra).unwrap();
+        }
+        let err = AdapterConfig::parse(r#"{"peft_type": "IA3", "r": 8}"#, Path::new("a"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("IA3"));
+    }
+}

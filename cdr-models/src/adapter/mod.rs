@@ -89,6 +89,24 @@ impl Adapter {
         })
     }
 
+    /// An adapter at `dir` from the text of its `adapter_config.json` (checked as [`Self::open`]
+    /// checks it; the weights are not looked for). For tests and the fuzz target.
+    #[doc(hidden)]
+    pub fn from_config_text(text: &str, dir: &Path) -> Result<Self> {
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config: AdapterConfig::parse(text, &dir.join(ADAPTER_CONFIG_FILE))?,
+        })
+    }
+
+    /// The rank and scaling module `name` (`model.layers.0.self_attn.q_proj`) gets, if the config
+    /// targets it.
+    pub fn module(&self, name: &str) -> Option<(usize, f64)> {
+        self.config
+            .targets(name)
+            .then(|| (self.config.rank_alpha(name).0, self.config.scaling(name)))
+    }
+
     /// The adapter directory.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -35,6 +35,7 @@ class DensityRatio:
         max_response_tokens: int = 2048,
         allow_tokenizer_mismatch: bool = False,
         one_model_at_a_time: Optional[bool] = None,
+        adapter_base: Optional[Union[str, "os.PathLike[str]"]] = None,
     ) -> None: ...
     @property
     def strong(self) -> str: ...
