@@ -43,6 +43,17 @@ def task_split(rows, seed):
     return tasks, train
 
 
+def store_bf16(out):
+    """Rewrites the adapter's tensors in bf16: half the bytes in the repository. PEFT and cdr both
+    compute the low-rank path in f32 whatever the stored dtype."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    path = Path(out) / "adapter_model.safetensors"
+    tensors = {k: v.to(torch.bfloat16).contiguous() for k, v in load_file(str(path)).items()}
+    save_file(tensors, str(path), metadata={"format": "pt"})
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base", required=True, help="base model: a GGUF file or an HF directory")
@@ -163,6 +174,7 @@ def main():
     say(f"trained in {took:.0f} s on {args.threads} threads "
         f"({torch.get_num_threads()} torch threads), torch {torch.__version__}")
     trainer.model.save_pretrained(str(out))
+    store_bf16(out)
     # The base recorded relative to the adapter folder, which cdr resolves it against.
     cfg_path = out / "adapter_config.json"
     cfg = json.loads(cfg_path.read_text())

@@ -81,3 +81,38 @@ fn composed_ops_batch_prompts_of_different_lengths() {
         }
     }
 }
+
+/// LoRA adapters on the composed path (burn ops; the CPU's fused low-rank kernel is off) against
+/// PEFT: the reference both paths are held to (the fused one in `tests/adapter.rs`).
+#[test]
+fn composed_ops_adapters_match_peft() {
+    use cdr_models::{ComputeDtype, Device, LoadOptions, Model, ModelDir};
+    kernels::use_composed_ops(true);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lora");
+    let options = LoadOptions {
+        dtype: ComputeDtype::F32,
+    };
+    let mut checked = 0;
+    for case in [
+        "attn_qkvo",
+        "rslora",
+        "embed_and_head",
+        "modules_to_save_lm_head",
+    ] {
+        let expected: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root.join(case).join("expected.json")).unwrap(),
+        )
+        .unwrap();
+        let dir = ModelDir::new(root.join(case).join("adapter"));
+        let model = Model::load(&dir, &Device::Cpu, options).unwrap();
+        for s in expected["sequences"].as_array().unwrap() {
+            let ids: Vec<u32> = serde_json::from_value(s["ids"].clone()).unwrap();
+            let want: Vec<f32> = serde_json::from_value(s["adapter_logprobs"].clone()).unwrap();
+            let got = model.token_logprobs(&[&ids]).unwrap().remove(0);
+            let d = max_abs_diff(&got, &want);
+            assert!(d <= 1e-4, "{case}: composed path {d} from PEFT");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 4);
+}

@@ -228,3 +228,94 @@ fn log_softmax_typed<E: Elem>(
             .collect(),
     )
 }
+
+/// `y + x · a_t · b_t` for a LoRA adapter's low-rank path (`a_t: [in, r]`, `b_t: [r, out]`,
+/// scaling folded into `b_t`, both f32, row-major), in one pass per row: the product in f32 and
+/// the sum rounded once to the activations' dtype, as PEFT computes it. burn-flex would cast the
+/// activations to f32 and back on one thread, which made the adapted pass 2.6x the base pass in
+/// bf16 (measured on SmolLM2-135M); no library fuses a rank-r update into an existing output.
+pub fn lora_add<B: Backend>(
+    x: &Tensor<B, 2>,
+    y: &Tensor<B, 2>,
+    a_t: &[f32],
+    b_t: &[f32],
+    rank: usize,
+) -> Option<Tensor<B, 2>> {
+    let ([rows, d_in], [rows_y, d_out]) = (x.dims(), y.dims());
+    if rows != rows_y || a_t.len() != d_in * rank || b_t.len() != rank * d_out {
+        return None;
+    }
+    let (xt, yt) = (as_flex(x)?, as_flex(y)?);
+    if xt.dtype() != yt.dtype() {
+        return None;
+    }
+    let dims = LoraDims {
+        rows,
+        d_in,
+        d_out,
+        rank,
+    };
+    match xt.dtype() {
+        DType::F32 => lora_typed::<B, f32>(&xt, &yt, a_t, b_t, dims),
+        DType::BF16 => lora_typed::<B, bf16>(&xt, &yt, a_t, b_t, dims),
+        DType::F16 => lora_typed::<B, f16>(&xt, &yt, a_t, b_t, dims),
+        _ => None,
+    }
+}
+
+#[derive(Clone, Copy)]
+struct LoraDims {
+    rows: usize,
+    d_in: usize,
+    d_out: usize,
+    rank: usize,
+}
+
+fn lora_typed<B: Backend, E: Elem>(
+    xt: &FlexTensor,
+    yt: &FlexTensor,
+    a_t: &[f32],
+    b_t: &[f32],
+    d: LoraDims,
+) -> Option<Tensor<B, 2>> {
+    let (xt, xr) = values::<E>(xt)?;
+    let (yt, yr) = values::<E>(yt)?;
+    let (xs, ys) = (&xt.storage::<E>()[xr], &yt.storage::<E>()[yr]);
+    if xs.len() != d.rows * d.d_in || ys.len() != d.rows * d.d_out {
+        return None;
+    }
+    let mut out = ys.to_vec();
+    out.par_chunks_mut(d.d_out * ROWS_PER_TASK)
+        .zip(xs.par_chunks(d.d_in * ROWS_PER_TASK))
+        .for_each(|(out, xs)| {
+            wide(
+                #[inline(always)]
+                || lora_rows(out, xs, a_t, b_t, d),
+            )
+        });
+    output::<B, 2, E>(out, [d.rows, d.d_out])
+}
+
+#[inline(always)]
+fn lora_rows<E: Elem>(out: &mut [E], xs: &[E], a_t: &[f32], b_t: &[f32], d: LoraDims) {
+    let mut down = vec![0f32; d.rank];
+    let mut delta = vec![0f32; d.d_out];
+    for (out, x) in out.chunks_mut(d.d_out).zip(xs.chunks(d.d_in)) {
+        down.fill(0.0);
+        for (x, a) in x.iter().zip(a_t.chunks_exact(d.rank)) {
+            let x = x.to_f32();
+            for (dn, a) in down.iter_mut().zip(a) {
+                *dn += x * a;
+            }
+        }
+        delta.fill(0.0);
+        for (dn, b) in down.iter().zip(b_t.chunks_exact(d.d_out)) {
+            for (de, b) in delta.iter_mut().zip(b) {
+                *de += dn * b;
+            }
+        }
+        for (o, de) in out.iter_mut().zip(&delta) {
+            *o = E::from_f32(o.to_f32() + de);
+        }
+    }
+}

@@ -121,6 +121,23 @@ pub fn swiglu<B: Backend>(gate: &Tensor<B, 3>, up: &Tensor<B, 3>) -> Option<Tens
     None
 }
 
+/// `y + x · a_t · b_t` (a LoRA adapter's low-rank path; `a_t: [in, r]`, `b_t: [r, out]`, f32,
+/// row-major) in one fused pass where a fused path applies.
+pub fn lora_add<B: Backend>(
+    x: &Tensor<B, 2>,
+    y: &Tensor<B, 2>,
+    a_t: &[f32],
+    b_t: &[f32],
+    rank: usize,
+) -> Option<Tensor<B, 2>> {
+    #[cfg(feature = "cpu")]
+    if fast_paths() {
+        return fused::lora_add(x, y, a_t, b_t, rank);
+    }
+    let _ = (x, y, a_t, b_t, rank);
+    None
+}
+
 /// `log_softmax(logits)[row, targets[row]]` (f32) in one pass over `logits: [rows, vocab]` where a
 /// fused path applies.
 pub fn log_softmax_gather<B: Backend>(logits: &Tensor<B, 2>, targets: &[i32]) -> Option<Vec<f32>> {
