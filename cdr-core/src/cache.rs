@@ -237,13 +237,10 @@ fn model_files(path: &Path) -> Result<Vec<PathBuf>> {
         files.extend(model_files(&dir.resolved()?.path)?);
         return Ok(files);
     }
-    if path.is_file() {
-        return Ok(vec![path.to_path_buf()]);
-    }
     dir_model_files(path)
 }
 
-/// A directory's config, tokenizer, template and weight files.
+/// A GGUF file itself, or a directory's config, tokenizer, template and weight files.
 fn dir_model_files(path: &Path) -> Result<Vec<PathBuf>> {
     if path.is_file() {
         return Ok(vec![path.to_path_buf()]);

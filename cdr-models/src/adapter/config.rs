@@ -318,6 +318,8 @@ impl AdapterConfig {
             ),
             Some(v) => return Err(err(format!("`layers_pattern` must be a string, not {v}"))),
         };
+        // The pattern maps again, keys in file order (`get` went through serde_json's sorted map).
+        let in_order: Option<PatternMaps> = serde_json::from_str(text).ok();
         let patterns = |key: &str| -> Result<Patterns> {
             let Some(value) = get(key) else {
                 return Ok(Patterns::default());
@@ -328,8 +330,14 @@ impl AdapterConfig {
             if !value.is_object() {
                 return Err(err(format!("`{key}` must be an object, not {value}")));
             }
-            // Re-read in file order: `value` went through serde_json's sorted map.
-            let ordered = nested_in_order(text, key).unwrap_or_default();
+            let ordered = in_order
+                .as_ref()
+                .and_then(|m| match key {
+                    "rank_pattern" => m.rank_pattern.as_ref(),
+                    _ => m.alpha_pattern.as_ref(),
+                })
+                .map(|o| o.0.clone())
+                .unwrap_or_default();
             let mut out = Vec::new();
             for (k, v) in ordered {
                 let n = v
@@ -456,16 +464,6 @@ struct PatternMaps {
     rank_pattern: Option<Ordered>,
     #[serde(default)]
     alpha_pattern: Option<Ordered>,
-}
-
-/// The entries of the top-level object `key` (a pattern map) of `text` in file order.
-fn nested_in_order(text: &str, key: &str) -> Option<Vec<(String, Value)>> {
-    let maps: PatternMaps = serde_json::from_str(text).ok()?;
-    match key {
-        "rank_pattern" => maps.rank_pattern.map(|o| o.0),
-        "alpha_pattern" => maps.alpha_pattern.map(|o| o.0),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
